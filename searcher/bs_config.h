@@ -1,0 +1,119 @@
+/*
+ * bs_config.h - campaign files: parse, validate, and build the search space from the model.
+ *
+ * A campaign file is JSON (configs/README.md explains every key). Parsing is strict: an unknown
+ * key, a missing required key, a wrong type or a value out of range is an error whose message
+ * names the file, the key path and what was expected, e.g.
+ *   configs/x.json: objectives[1].metric: expected one of accuracy, latency_p90_ms, ...; got
+ *   "latncy"
+ * Relative paths resolve against the directory of the campaign file. Referenced files must
+ * exist when the campaign is loaded.
+ *
+ * bs_space_build() combines the campaign's search-space rules with the model's weight-bearing
+ * layers: each rule selects layers by name pattern (later rules override earlier ones), layers
+ * no rule selects stay at fp32 (a single choice), and a rule that selects no layer is an error
+ * listing the valid layer names.
+ */
+#ifndef BS_CONFIG_H
+#define BS_CONFIG_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "bs_error.h"
+#include "bs_model.h"
+#include "bs_precision.h"
+
+#define BS_CONFIG_MAX_BYTES (1u << 20)
+#define BS_MAX_CHOICES 18 /* 9 weight x 2 activation precisions */
+#define BS_MAX_OBJECTIVES 4
+#define BS_MAX_CONSTRAINTS 8
+#define BS_MAX_TAGS 16
+
+typedef struct bs_space_rule {
+    char *match;        /* owned: layer name or glob */
+    int n_w;            /* weight choices */
+    uint8_t w[9];
+    int n_a;            /* activation choices */
+    uint8_t a[2];
+} bs_space_rule_t;
+
+typedef struct bs_objective {
+    char metric[32];    /* a name from BS_METRIC_MAP */
+    int goal;           /* +1 maximise, -1 minimise */
+} bs_objective_t;
+
+typedef struct bs_constraint {
+    char metric[32];
+    double min;         /* NAN when absent */
+    double max;         /* NAN when absent */
+} bs_constraint_t;
+
+typedef struct bs_data_cfg {
+    char *images;       /* owned, resolved path, NULL if absent */
+    char *labels;       /* owned, resolved path, NULL if absent (unlabelled data) */
+    int64_t count;      /* samples to use, 0 = all */
+} bs_data_cfg_t;
+
+typedef struct bs_config {
+    char *path;         /* owned: the file as given */
+    char *text;         /* owned: the file's bytes (stored with the campaign) */
+    char *name;         /* owned: campaign name, [A-Za-z0-9._-]{1,64} */
+    char *model;        /* owned: resolved model path */
+    bs_data_cfg_t eval;         /* data.eval */
+    bs_data_cfg_t calibration;  /* data.calibration (images only) */
+    cJSON *preprocess;  /* owned: data.preprocess, validated; sent to agents verbatim */
+    int n_rules;
+    bs_space_rule_t *rules;     /* owned */
+    int n_objectives;
+    bs_objective_t objectives[BS_MAX_OBJECTIVES];
+    int n_constraints;
+    bs_constraint_t constraints[BS_MAX_CONSTRAINTS];
+    char policy[32];    /* "random" (issue 6 adds nsga2, haq, sensitivity) */
+    uint64_t seed;
+    cJSON *policy_params; /* owned: the whole "policy" object */
+    int64_t budget_evals;   /* budget.evaluations, >= 1 */
+    double budget_wall_s;   /* budget.wall_time_s, 0 = unlimited */
+    char backend[16];       /* measure.backend: "engine" (default) or "sim" */
+    cJSON *measure;         /* owned: the whole "measure" object, sent to agents in JOB */
+    int n_tags;
+    char *tags[BS_MAX_TAGS]; /* owned: an agent must carry all of these */
+    int heartbeat_ms;       /* agents.heartbeat_ms, default 1000 */
+    int liveness;           /* agents.liveness, missed heartbeats before an agent is dropped,
+                               default 5 */
+    int lease_ms;           /* agents.lease_ms, a job's deadline, default 300000 */
+    int max_attempts;       /* agents.max_attempts, default 3 */
+} bs_config_t;
+
+/* Loads and validates a campaign file. *out is the caller's (bs_config_free). */
+int bs_config_load(const char *path, bs_config_t **out, bs_err_t *err);
+/* Same from memory; path is used for messages and to resolve relative paths. */
+int bs_config_parse(const char *text, size_t len, const char *path, bs_config_t **out,
+                    bs_err_t *err);
+void bs_config_free(bs_config_t **cfg); /* NULL-safe; clears *cfg */
+
+typedef struct bs_space_layer {
+    char *name;         /* owned */
+    char *op_type;      /* owned */
+    int64_t n_params;
+    int n_choices;
+    bs_prec_t choices[BS_MAX_CHOICES];
+} bs_space_layer_t;
+
+typedef struct bs_space {
+    int n_layers;
+    bs_space_layer_t *layers;   /* owned, model graph order */
+    const char **names;         /* owned array (strings borrowed from layers) */
+} bs_space_t;
+
+int bs_space_build(const bs_config_t *cfg, const bs_model_info_t *model, bs_space_t *out,
+                   bs_err_t *err);
+void bs_space_free(bs_space_t *s);
+double bs_space_size(const bs_space_t *s); /* number of configurations (a double: it can be
+                                              astronomically large) */
+/* JSON description of the space, stable across runs: [{"name":..,"choices":["w8a8",..]},..].
+ * Caller frees. */
+char *bs_space_to_json(const bs_space_t *s);
+
+#endif
