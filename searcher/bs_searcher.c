@@ -1,2 +1,1443 @@
-/* placeholder: being written */
-typedef int bs__placeholder_t;
+/*
+ * bs_searcher.c - the searcher daemon's event loop, scheduler and result handling.
+ *
+ * Life of a configuration: the policy proposes a candidate (choice indices per layer); the
+ * searcher formats it as an assignment, drops it if already known (stored or in flight),
+ * stores it in `configs`, and queues a job. On every tick and after every event the dispatcher
+ * leases queued jobs to idle agents whose tags and backends fit the campaign: JOB goes out with
+ * a lease deadline. The job ends when its agent sends RESULT (stored as an evaluation, offered
+ * to the Pareto front and the policy), or fails an attempt: an error RESULT, a lease that
+ * expires, or an agent that goes silent past its liveness. A failed attempt is logged in
+ * `attempts` and the job is queued again until max_attempts, after which the configuration is
+ * stored as a failed evaluation with its last error: failures are data.
+ *
+ * Exactly-once: a RESULT counts only if it comes from the agent that currently holds that
+ * job's lease, and `evaluations.config_id` is UNIQUE, so a late or duplicated result can never
+ * be counted twice. Job ids embed the searcher's start time, so a result for a job of an
+ * earlier searcher process never matches a job of this one.
+ *
+ * Resume: at start the store is read back: evaluated configurations are known (never
+ * dispatched again) and replayed into the policy and the front; configurations stored but never
+ * evaluated (in flight when the previous searcher died) are queued first. --budget counts the
+ * total across runs.
+ *
+ * ZeroMQ and libuv: the ROUTER's ZMQ_FD is level-less (edge-triggered): the poll callback and
+ * every code path that sends call s_drain(), which receives until ZMQ_EVENTS lacks POLLIN.
+ */
+#define _GNU_SOURCE
+#include "bs_searcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+#include <zmq.h>
+
+#include "bs_alloc.h"
+#include "bs_config.h"
+#include "bs_log.h"
+#include "bs_model.h"
+#include "bs_pareto.h"
+#include "bs_policy.h"
+#include "bs_progress.h"
+#include "bs_proto.h"
+#include "bs_store.h"
+#include "bs_util.h"
+
+#define S_MOD "searcher"
+#define S_MAX_AGENTS 4096
+#define S_PROPOSE_TRIES 256
+#define S_MAX_FILES 4
+
+typedef struct s_agent s_agent_t;
+
+typedef struct s_job {
+    int64_t id;               /* JOB.job_id of the current lease, 0 while queued */
+    int64_t config_id;
+    char *assignment;         /* owned */
+    int *cand;                /* owned: choice index per layer */
+    int attempts;             /* attempts finished so far */
+    s_agent_t *agent;         /* lease holder, NULL while queued */
+    uint64_t deadline;        /* monotonic ms, while leased */
+    int64_t lease_wall;       /* wall ms when the current lease started */
+    int64_t first_wall;       /* wall ms when the first lease started */
+    char last_code[32];       /* error of the last failed attempt */
+    char last_msg[BS_ERR_MSG_MAX];
+    int64_t last_agent_id;
+    struct s_job *next;
+} s_job_t;
+
+struct s_agent {
+    unsigned char rid[BS_PROTO_MAX_ID + 1]; /* ZeroMQ routing id */
+    size_t rid_len;
+    char uid[65];
+    char name[65];
+    int64_t db_id;
+    int eligible;             /* tags and backends fit the campaign */
+    uint64_t last_seen;       /* monotonic ms */
+    uint64_t last_hb_sent;
+    uint64_t busy_until;      /* the agent says it is busy with a job we did not give it */
+    s_job_t *job;             /* current lease, or NULL */
+};
+
+typedef struct s_file {
+    char role[16];
+    char *path;               /* owned */
+    char sha[BS_SHA256_HEX_LEN + 1];
+    uint64_t size;
+    int fd;
+} s_file_t;
+
+/* Open-addressing set of assignment strings: every configuration known to this campaign. */
+typedef struct s_strset {
+    char **slots;
+    size_t cap, n;
+} s_strset_t;
+
+typedef struct s_local {
+    uv_process_t proc;
+    int running;
+    int index;
+} s_local_t;
+
+typedef struct s_searcher {
+    const bs_search_opts_t *opts;
+    bs_err_t *err;
+    uv_loop_t loop;
+    uv_poll_t poll;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    void *zctx, *router;
+    char endpoint[256];       /* actual bound endpoint */
+    bs_config_t *cfg;
+    bs_model_info_t model;
+    bs_space_t space;
+    bs_store_t *store;
+    int64_t campaign_id;
+    const bs_policy_ops_t *policy;
+    void *policy_state;
+    bs_pareto_t *front;
+    bs_progress_t *progress;
+    s_file_t files[S_MAX_FILES];
+    int n_files;
+    s_agent_t *agents[S_MAX_AGENTS];
+    int n_agents;
+    s_job_t *queue;           /* queued jobs, FIFO */
+    s_job_t *leased;          /* leased jobs */
+    int n_leased;
+    s_strset_t known;
+    int64_t budget;
+    int64_t done, failed;
+    int64_t job_seq_base, job_seq;
+    int exhausted;
+    int stopping;             /* 1: draining after a signal or the end */
+    int interrupted;
+    int finished;
+    uint64_t stop_deadline;
+    uint64_t wall_deadline;   /* 0: none */
+    int in_drain;
+    int fatal;                /* a store failure: stop */
+    s_local_t *locals;
+    int n_locals_running;
+    int hb_ms, liveness;
+} s_searcher_t;
+
+/* ---- string set --------------------------------------------------------------------------- */
+
+static uint64_t s_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static int s_set_has(const s_strset_t *set, const char *s)
+{
+    if (!set->cap)
+        return 0;
+    for (size_t i = s_hash(s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+        if (!set->slots[i])
+            return 0;
+        if (strcmp(set->slots[i], s) == 0)
+            return 1;
+    }
+}
+
+static int s_set_add(s_strset_t *set, const char *s)
+{
+    if ((set->n + 1) * 2 > set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 1024;
+        char **slots = bs_calloc(cap, sizeof *slots);
+        if (!slots)
+            return BS_ENOMEM;
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slots[i])
+                continue;
+            size_t j = s_hash(set->slots[i]) & (cap - 1);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = set->slots[i];
+        }
+        bs_free(set->slots);
+        set->slots = slots;
+        set->cap = cap;
+    }
+    size_t i = s_hash(s) & (set->cap - 1);
+    while (set->slots[i]) {
+        if (strcmp(set->slots[i], s) == 0)
+            return 0;
+        i = (i + 1) & (set->cap - 1);
+    }
+    if (!(set->slots[i] = bs_strdup(s)))
+        return BS_ENOMEM;
+    set->n++;
+    return 0;
+}
+
+static void s_set_free(s_strset_t *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        bs_free(set->slots[i]);
+    bs_free(set->slots);
+    memset(set, 0, sizeof *set);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static void s_job_free(s_job_t *j)
+{
+    if (!j)
+        return;
+    bs_free(j->assignment);
+    bs_free(j->cand);
+    bs_free(j);
+}
+
+static void s_queue_push(s_searcher_t *s, s_job_t *j, int front)
+{
+    j->agent = NULL;
+    j->id = 0;
+    if (front || !s->queue) {
+        j->next = s->queue;
+        s->queue = j;
+        return;
+    }
+    s_job_t *t = s->queue;
+    while (t->next)
+        t = t->next;
+    j->next = NULL;
+    t->next = j;
+}
+
+static void s_leased_remove(s_searcher_t *s, s_job_t *j)
+{
+    for (s_job_t **pp = &s->leased; *pp; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            j->next = NULL;
+            s->n_leased--;
+            return;
+        }
+    }
+}
+
+static s_agent_t *s_agent_by_rid(s_searcher_t *s, const unsigned char *rid, size_t len)
+{
+    for (int i = 0; i < s->n_agents; i++)
+        if (s->agents[i]->rid_len == len && memcmp(s->agents[i]->rid, rid, len) == 0)
+            return s->agents[i];
+    return NULL;
+}
+
+static int s_send(s_searcher_t *s, const unsigned char *rid, size_t rid_len, cJSON *msg,
+                  const void *payload, size_t plen)
+{
+    int rc = msg ? bs_wire_send(s->router, rid, rid_len, msg, payload, plen) : BS_ENOMEM;
+    cJSON_Delete(msg);
+    return rc;
+}
+
+static void s_send_error(s_searcher_t *s, const unsigned char *rid, size_t rid_len, int code,
+                         const char *text, int ref_type)
+{
+    const char *ref = ref_type >= 0 ? bs_msg_type_name((bs_msg_type_t)ref_type) : NULL;
+    s_send(s, rid, rid_len, bs_msg_error(code, text, ref), NULL, 0);
+}
+
+static void s_fatal_store(s_searcher_t *s, int rc, const char *what)
+{
+    BS_ERROR(S_MOD, "database write failed (%s): %s; stopping", what, bs_strerror(rc));
+    if (!s->fatal) {
+        s->fatal = 1;
+        bs_err_set(s->err, BS_EDB, "%s: database write failed (%s)", s->opts->db_path, what);
+    }
+    s->stopping = 1;
+    s->stop_deadline = bs_now_ms();
+}
+
+static void s_progress(s_searcher_t *s, int final)
+{
+    int alive = 0;
+    for (int i = 0; i < s->n_agents; i++)
+        alive += s->agents[i]->eligible;
+    bs_progress_state_t st = {
+        .campaign = s->cfg->name,
+        .done = s->done,
+        .failed = s->failed,
+        .budget = s->budget,
+        .in_flight = s->n_leased,
+        .agents = alive,
+        .front = bs_pareto_size(s->front),
+        .hypervolume = NAN,
+    };
+    bs_progress_update(s->progress, &st, final);
+}
+
+/* ---- results ------------------------------------------------------------------------------ */
+
+static void s_record_front(s_searcher_t *s)
+{
+    int rc = bs_store_pareto_replace(s->store, s->campaign_id, bs_pareto_ids(s->front),
+                                     bs_pareto_size(s->front));
+    if (rc)
+        s_fatal_store(s, rc, "pareto");
+}
+
+/* Stores the final evaluation of a job (ok or failed) and retires the job. */
+static void s_finish_job(s_searcher_t *s, s_job_t *j, int ok, const bs_metrics_t *m,
+                         const char *result_json, double fetch_ms, double run_ms)
+{
+    bs_eval_rec_t rec = {
+        .campaign_id = s->campaign_id,
+        .config_id = j->config_id,
+        .agent_id = ok ? (j->agent ? j->agent->db_id : 0) : j->last_agent_id,
+        .attempts = j->attempts,
+        .ok = ok,
+        .error_code = ok ? NULL : j->last_code,
+        .error_message = ok ? NULL : j->last_msg,
+        .started_ms = j->first_wall ? j->first_wall : bs_wall_ms(),
+        .finished_ms = bs_wall_ms(),
+        .fetch_ms = fetch_ms,
+        .run_ms = run_ms,
+        .result_json = result_json,
+    };
+    if (m)
+        rec.m = *m;
+    else
+        bs_metrics_init(&rec.m);
+    int64_t eval_id = 0;
+    int changed = 0;
+    int rc = bs_store_begin(s->store);
+    if (rc == 0)
+        rc = bs_store_eval_add(s->store, &rec, &eval_id);
+    if (rc == BS_EEXIST) {
+        /* Cannot happen through the lease check; the UNIQUE key is the last line of defence. */
+        bs_store_rollback(s->store);
+        BS_WARN(S_MOD, "config %lld already has an evaluation; result ignored",
+                (long long)j->config_id);
+        goto out;
+    }
+    if (rc == 0 && ok) {
+        changed = bs_pareto_add(s->front, eval_id, &rec.m);
+        if (changed < 0)
+            rc = changed;
+        else if (changed)
+            rc = bs_store_pareto_replace(s->store, s->campaign_id, bs_pareto_ids(s->front),
+                                         bs_pareto_size(s->front));
+    }
+    if (rc == 0)
+        rc = bs_store_progress_add(s->store, s->campaign_id, s->done + 1,
+                                   bs_pareto_size(s->front), NAN);
+    if (rc == 0)
+        rc = bs_store_commit(s->store);
+    if (rc) {
+        bs_store_rollback(s->store);
+        s_fatal_store(s, rc, "evaluation");
+        goto out;
+    }
+    s->done++;
+    if (!ok)
+        s->failed++;
+    s->policy->observe(s->policy_state, j->cand, ok, ok ? &rec.m : NULL);
+    if (ok)
+        BS_INFO(S_MOD, "eval %lld: %s accuracy %.4f p90 %.3f ms%s%s", (long long)eval_id,
+                j->assignment, rec.m.accuracy, rec.m.lat_p90_ms,
+                rec.m.simulated ? " (simulated)" : "", changed ? " [front]" : "");
+    else
+        BS_WARN(S_MOD, "eval %lld: %s failed after %d attempts: %s %s", (long long)eval_id,
+                j->assignment, j->attempts, j->last_code, j->last_msg);
+out:
+    if (j->agent)
+        j->agent->job = NULL;
+    s_job_free(j);
+}
+
+/* One attempt of a leased job failed: log it, then retry or give up. */
+static void s_attempt_failed(s_searcher_t *s, s_job_t *j, const char *outcome, int code,
+                             const char *msg)
+{
+    s_agent_t *a = j->agent;
+    j->attempts++;
+    snprintf(j->last_code, sizeof j->last_code, "%s", bs_err_name(code));
+    snprintf(j->last_msg, sizeof j->last_msg, "%s", msg ? msg : "");
+    j->last_agent_id = a ? a->db_id : 0;
+    int rc = bs_store_attempt_add(s->store, s->campaign_id, j->config_id, j->last_agent_id,
+                                  j->attempts, outcome, j->last_code, j->last_msg, j->lease_wall,
+                                  bs_wall_ms());
+    if (rc)
+        s_fatal_store(s, rc, "attempt");
+    BS_WARN(S_MOD, "job %lld (%s) attempt %d/%d on %s: %s: %s", (long long)j->id,
+            j->assignment, j->attempts, s->cfg->max_attempts, a ? a->name : "-", outcome,
+            j->last_msg);
+    s_leased_remove(s, j);
+    if (a)
+        a->job = NULL;
+    j->agent = NULL;
+    if (j->attempts >= s->cfg->max_attempts)
+        s_finish_job(s, j, 0, NULL, NULL, NAN, NAN);
+    else
+        s_queue_push(s, j, 1);
+}
+
+/* ---- agents ------------------------------------------------------------------------------- */
+
+static void s_agent_drop(s_searcher_t *s, s_agent_t *a, const char *why)
+{
+    BS_WARN(S_MOD, "agent %s (%s) dropped: %s", a->name, a->uid, why);
+    if (a->job) {
+        s_job_t *j = a->job;
+        s_attempt_failed(s, j, "agent_lost", BS_EAGENT, why);
+    }
+    if (a->db_id)
+        bs_store_agent_seen(s->store, a->db_id, "lost");
+    for (int i = 0; i < s->n_agents; i++) {
+        if (s->agents[i] == a) {
+            s->agents[i] = s->agents[--s->n_agents];
+            break;
+        }
+    }
+    bs_free(a);
+}
+
+static char *s_join_strarray(const cJSON *arr)
+{
+    bs_buf_t b = {0};
+    const cJSON *it;
+    int first = 1;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (cJSON_IsString(it)) {
+            bs_buf_printf(&b, "%s%s", first ? "" : ",", it->valuestring);
+            first = 0;
+        }
+    }
+    if (b.oom) {
+        bs_buf_free(&b);
+        return NULL;
+    }
+    return b.data ? b.data : bs_strdup("");
+}
+
+static int s_has_string(const cJSON *arr, const char *want)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (cJSON_IsString(it) && strcmp(it->valuestring, want) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static const char *s_str(const cJSON *o, const char *k, const char *dflt)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(it) ? it->valuestring : dflt;
+}
+
+static void s_on_hello(s_searcher_t *s, const bs_wire_msg_t *w)
+{
+    const cJSON *m = w->msg;
+    const char *uid = s_str(m, "agent_id", "");
+    const char *name = s_str(m, "name", "");
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(m, "device");
+    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(m, "tags");
+    const cJSON *backends = cJSON_GetObjectItemCaseSensitive(m, "backends");
+
+    /* The same routing id saying HELLO again, or the same agent on a new connection: the old
+     * session ends, and a job it held is an attempt that failed. */
+    s_agent_t *old = s_agent_by_rid(s, w->id, w->id_len);
+    if (old)
+        s_agent_drop(s, old, "re-sent HELLO");
+    for (int i = 0; i < s->n_agents; i++) {
+        if (strcmp(s->agents[i]->uid, uid) == 0) {
+            s_agent_drop(s, s->agents[i], "reconnected as a new session");
+            break;
+        }
+    }
+    if (s->n_agents >= S_MAX_AGENTS) {
+        s_send_error(s, w->id, w->id_len, BS_EBUSY, "too many agents", BS_MSG_HELLO);
+        return;
+    }
+    s_agent_t *a = bs_calloc(1, sizeof *a);
+    char *tag_s = s_join_strarray(tags);
+    char *be_s = s_join_strarray(backends);
+    char *dev_s = cJSON_PrintUnformatted(dev);
+    if (!a || !tag_s || !be_s || !dev_s) {
+        bs_free(a);
+        bs_free(tag_s);
+        bs_free(be_s);
+        bs_free(dev_s);
+        s_send_error(s, w->id, w->id_len, BS_ENOMEM, "searcher out of memory", BS_MSG_HELLO);
+        return;
+    }
+    memcpy(a->rid, w->id, w->id_len);
+    a->rid_len = w->id_len;
+    snprintf(a->uid, sizeof a->uid, "%s", uid);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->last_seen = bs_now_ms();
+    const cJSON *cores = cJSON_GetObjectItemCaseSensitive(dev, "cores");
+    const cJSON *mem = cJSON_GetObjectItemCaseSensitive(dev, "mem_bytes");
+    bs_agent_rec_t rec = {
+        .uid = a->uid,
+        .name = a->name,
+        .version = s_str(m, "version", ""),
+        .arch = s_str(dev, "arch", ""),
+        .cpu = s_str(dev, "cpu", ""),
+        .os = s_str(dev, "os", ""),
+        .cores = cJSON_IsNumber(cores) ? (int)cores->valuedouble : 0,
+        .mem_bytes = cJSON_IsNumber(mem) ? (int64_t)mem->valuedouble : -1,
+        .tags = tag_s,
+        .backends = be_s,
+        .device_json = dev_s,
+    };
+    int rc = bs_store_agent_upsert(s->store, &rec, &a->db_id);
+    if (rc)
+        BS_WARN(S_MOD, "could not store agent %s: %s", a->name, bs_strerror(rc));
+    /* Eligible when the agent carries every campaign tag and the campaign's backend. */
+    a->eligible = s_has_string(backends, s->cfg->backend);
+    const char *why = a->eligible ? NULL : "it lacks the campaign's backend";
+    for (int i = 0; i < s->cfg->n_tags && a->eligible; i++) {
+        if (!s_has_string(tags, s->cfg->tags[i])) {
+            a->eligible = 0;
+            why = "it lacks a campaign tag";
+        }
+    }
+    s->agents[s->n_agents++] = a;
+    BS_INFO(S_MOD, "agent %s joined (%s, %s, tags [%s], backends [%s])%s%s", a->name,
+            rec.arch, rec.cpu, tag_s, be_s, why ? "; not used: " : "", why ? why : "");
+    bs_free(tag_s);
+    bs_free(be_s);
+    bs_free(dev_s);
+    cJSON *wel = bs_msg_new(BS_MSG_WELCOME);
+    if (wel) {
+        cJSON_AddNumberToObject(wel, "heartbeat_ms", s->hb_ms);
+        cJSON_AddNumberToObject(wel, "liveness", s->liveness);
+        cJSON_AddStringToObject(wel, "searcher", "bitscout " BS_VERSION);
+        cJSON_AddStringToObject(wel, "campaign", s->cfg->name);
+    }
+    s_send(s, w->id, w->id_len, wel, NULL, 0);
+}
+
+static void s_on_result(s_searcher_t *s, s_agent_t *a, const cJSON *m)
+{
+    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(m, "job_id");
+    int64_t job_id = (int64_t)jid->valuedouble;
+    s_job_t *j = a->job;
+    if (!j || j->id != job_id) {
+        BS_WARN(S_MOD, "late result for job %lld from %s ignored (no longer its lease)",
+                (long long)job_id, a->name);
+        return;
+    }
+    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(m, "ok");
+    const cJSON *timings = cJSON_GetObjectItemCaseSensitive(m, "timings");
+    const cJSON *fm = cJSON_GetObjectItemCaseSensitive(timings, "fetch_ms");
+    const cJSON *rm = cJSON_GetObjectItemCaseSensitive(timings, "run_ms");
+    double fetch_ms = cJSON_IsNumber(fm) ? fm->valuedouble : NAN;
+    double run_ms = cJSON_IsNumber(rm) ? rm->valuedouble : NAN;
+    if (cJSON_IsTrue(ok)) {
+        bs_metrics_t met;
+        bs_err_t e = {0};
+        if (bs_metrics_from_json(cJSON_GetObjectItemCaseSensitive(m, "metrics"), &met, &e)) {
+            s_send_error(s, a->rid, a->rid_len, e.code, e.msg, BS_MSG_RESULT);
+            s_attempt_failed(s, j, "error", e.code, e.msg);
+            return;
+        }
+        char *text = cJSON_PrintUnformatted(m);
+        s_leased_remove(s, j);
+        s_finish_job(s, j, 1, &met, text, fetch_ms, run_ms);
+        bs_free(text);
+        return;
+    }
+    const cJSON *er = cJSON_GetObjectItemCaseSensitive(m, "error");
+    const char *code_s = s_str(er, "code", "EBACKEND");
+    const char *msg = s_str(er, "message", "");
+    int code = bs_err_from_name(code_s);
+    if (code > 0)
+        code = BS_EBACKEND;
+    if (code == BS_EBUSY) {
+        /* The agent is still running something else (a job of an earlier searcher): not the
+         * configuration's fault. Requeue without counting an attempt. */
+        s_leased_remove(s, j);
+        a->job = NULL;
+        a->busy_until = bs_now_ms() + (uint64_t)s->hb_ms * 2;
+        s_queue_push(s, j, 1);
+        return;
+    }
+    s_attempt_failed(s, j, "error", code, msg);
+}
+
+static s_file_t *s_file_by_sha(s_searcher_t *s, const char *sha)
+{
+    for (int i = 0; i < s->n_files; i++)
+        if (strcmp(s->files[i].sha, sha) == 0)
+            return &s->files[i];
+    return NULL;
+}
+
+static void s_on_fetch(s_searcher_t *s, s_agent_t *a, const cJSON *m)
+{
+    const char *sha = s_str(m, "sha256", "");
+    double off_d = cJSON_GetObjectItemCaseSensitive(m, "offset")->valuedouble;
+    double len_d = cJSON_GetObjectItemCaseSensitive(m, "length")->valuedouble;
+    s_file_t *f = s_file_by_sha(s, sha);
+    if (!f) {
+        s_send_error(s, a->rid, a->rid_len, BS_ENOENT,
+                     "no file with that sha256 in the running campaign", BS_MSG_FETCH);
+        return;
+    }
+    uint64_t off = (uint64_t)off_d;
+    if (off > f->size) {
+        s_send_error(s, a->rid, a->rid_len, BS_EINVAL, "offset past the end of the file",
+                     BS_MSG_FETCH);
+        return;
+    }
+    size_t len = (size_t)len_d;
+    if (len > BS_PROTO_CHUNK_SIZE)
+        len = BS_PROTO_CHUNK_SIZE;
+    if (len > f->size - off)
+        len = (size_t)(f->size - off);
+    unsigned char *buf = bs_malloc(len ? len : 1);
+    if (!buf) {
+        s_send_error(s, a->rid, a->rid_len, BS_ENOMEM, "searcher out of memory", BS_MSG_FETCH);
+        return;
+    }
+    ssize_t n = len ? pread(f->fd, buf, len, (off_t)off) : 0;
+    if (n != (ssize_t)len) {
+        bs_free(buf);
+        s_send_error(s, a->rid, a->rid_len, BS_EIO, "searcher could not read the file",
+                     BS_MSG_FETCH);
+        return;
+    }
+    cJSON *c = bs_msg_new(BS_MSG_CHUNK);
+    if (c) {
+        cJSON_AddStringToObject(c, "sha256", f->sha);
+        cJSON_AddNumberToObject(c, "offset", (double)off);
+        cJSON_AddNumberToObject(c, "total", (double)f->size);
+    }
+    s_send(s, a->rid, a->rid_len, c, buf, len);
+    bs_free(buf);
+}
+
+static void s_handle(s_searcher_t *s, bs_wire_msg_t *w, int rc, const bs_err_t *e)
+{
+    if (rc) {
+        BS_WARN(S_MOD, "bad message from a peer: %s: %s", bs_err_name(rc), e->msg);
+        if (w->id_len)
+            s_send_error(s, w->id, w->id_len, rc, e->msg, w->type);
+        return;
+    }
+    if (w->type == BS_MSG_HELLO) {
+        s_on_hello(s, w);
+        return;
+    }
+    s_agent_t *a = s_agent_by_rid(s, w->id, w->id_len);
+    if (!a) {
+        if (w->type != BS_MSG_BYE && w->type != BS_MSG_ERROR)
+            s_send_error(s, w->id, w->id_len, BS_EHELLO, "unknown agent: send HELLO first",
+                         w->type);
+        return;
+    }
+    a->last_seen = bs_now_ms();
+    switch (w->type) {
+    case BS_MSG_HEARTBEAT: {
+        const cJSON *jid = cJSON_GetObjectItemCaseSensitive(w->msg, "job_id");
+        if (jid && (!a->job || (int64_t)jid->valuedouble != a->job->id))
+            a->busy_until = a->last_seen + (uint64_t)s->hb_ms * 2;
+        else if (!jid)
+            a->busy_until = 0;
+        break;
+    }
+    case BS_MSG_RESULT:
+        s_on_result(s, a, w->msg);
+        break;
+    case BS_MSG_FETCH:
+        s_on_fetch(s, a, w->msg);
+        break;
+    case BS_MSG_BYE:
+        s_agent_drop(s, a, "said BYE");
+        break;
+    case BS_MSG_ERROR:
+        BS_WARN(S_MOD, "agent %s reports %s: %s", a->name, s_str(w->msg, "code", "?"),
+                s_str(w->msg, "message", ""));
+        break;
+    default:
+        s_send_error(s, a->rid, a->rid_len, BS_EPROTO, "message not expected by the searcher",
+                     w->type);
+        break;
+    }
+}
+
+static void s_drain(s_searcher_t *s)
+{
+    if (s->in_drain)
+        return;
+    s->in_drain = 1;
+    for (;;) {
+        int events = 0;
+        size_t sz = sizeof events;
+        if (zmq_getsockopt(s->router, ZMQ_EVENTS, &events, &sz) != 0 || !(events & ZMQ_POLLIN))
+            break;
+        bs_wire_msg_t w;
+        bs_err_t e = {0};
+        memset(&w, 0, sizeof w);
+        int rc = bs_wire_recv(s->router, 1, &w, &e);
+        if (rc == BS_EAGAIN) {
+            bs_wire_msg_free(&w);
+            break;
+        }
+        if (rc == BS_EZMQ) {
+            bs_wire_msg_free(&w);
+            BS_ERROR(S_MOD, "receive failed: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        s_handle(s, &w, rc, &e);
+        bs_wire_msg_free(&w);
+    }
+    s->in_drain = 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+static int s_make_job(s_searcher_t *s, const int *cand, const char *assignment, int64_t cfg_id,
+                      s_job_t **out)
+{
+    s_job_t *j = bs_calloc(1, sizeof *j);
+    int n = s->space.n_layers;
+    if (!j)
+        return BS_ENOMEM;
+    j->cand = bs_malloc(sizeof *j->cand * (size_t)(n ? n : 1));
+    j->assignment = bs_strdup(assignment);
+    if (!j->cand || !j->assignment) {
+        s_job_free(j);
+        return BS_ENOMEM;
+    }
+    memcpy(j->cand, cand, sizeof *cand * (size_t)n);
+    j->config_id = cfg_id;
+    *out = j;
+    return 0;
+}
+
+static char *s_format_cand(s_searcher_t *s, const int *cand)
+{
+    bs_prec_t p[512];
+    int n = s->space.n_layers;
+    if (n > 512)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        p[i] = s->space.layers[i].choices[cand[i]];
+    return bs_assign_format(s->space.names, p, n);
+}
+
+/* Walks the space in mixed-radix order from a random start for the first unknown candidate.
+ * Used when the policy keeps proposing known configurations of a small space. */
+static int s_fill_unknown(s_searcher_t *s, int *cand)
+{
+    double size = bs_space_size(&s->space);
+    if (size > 2e6 || (double)s->known.n >= size)
+        return BS_EEXHAUSTED;
+    bs_rng_t rng;
+    bs_rng_seed(&rng, (uint64_t)s->known.n * 7919u + s->cfg->seed);
+    for (int i = 0; i < s->space.n_layers; i++)
+        cand[i] = (int)bs_rng_below(&rng, (uint32_t)s->space.layers[i].n_choices);
+    for (double step = 0; step < size; step++) {
+        char *a = s_format_cand(s, cand);
+        if (!a)
+            return BS_ENOMEM;
+        int known = s_set_has(&s->known, a);
+        bs_free(a);
+        if (!known)
+            return 0;
+        for (int i = 0; i < s->space.n_layers; i++) {
+            if (++cand[i] < s->space.layers[i].n_choices)
+                break;
+            cand[i] = 0;
+        }
+    }
+    return BS_EEXHAUSTED;
+}
+
+/* Asks the policy for a new configuration and queues it. 0, BS_EAGAIN, BS_EEXHAUSTED. */
+static int s_new_job(s_searcher_t *s)
+{
+    int n = s->space.n_layers;
+    int *cand = bs_malloc(sizeof *cand * (size_t)(n ? n : 1));
+    char *assign = NULL;
+    int rc = BS_ENOMEM;
+    if (!cand)
+        return rc;
+    for (int tries = 0;; tries++) {
+        if (tries == S_PROPOSE_TRIES) {
+            rc = s_fill_unknown(s, cand);
+        } else if (tries > S_PROPOSE_TRIES) {
+            rc = BS_EEXHAUSTED;
+        } else {
+            rc = s->policy->propose(s->policy_state, cand);
+        }
+        if (rc)
+            break;
+        bs_free(assign);
+        assign = s_format_cand(s, cand);
+        if (!assign) {
+            rc = BS_ENOMEM;
+            break;
+        }
+        if (!s_set_has(&s->known, assign))
+            break;
+    }
+    if (rc == 0) {
+        int64_t cfg_id = 0;
+        s_job_t *j = NULL;
+        rc = bs_store_config_add(s->store, s->campaign_id, assign, s->policy->name, &cfg_id);
+        if (rc == BS_EEXIST)
+            rc = 0; /* stored by an earlier run that died before evaluating it */
+        if (rc == 0)
+            rc = s_set_add(&s->known, assign);
+        if (rc == 0)
+            rc = s_make_job(s, cand, assign, cfg_id, &j);
+        if (rc == 0)
+            s_queue_push(s, j, 0);
+        else if (rc != BS_ENOMEM)
+            s_fatal_store(s, rc, "config");
+    }
+    bs_free(cand);
+    bs_free(assign);
+    return rc;
+}
+
+static cJSON *s_job_msg(s_searcher_t *s, const s_job_t *j)
+{
+    cJSON *m = bs_msg_new(BS_MSG_JOB);
+    cJSON *files = cJSON_CreateArray();
+    cJSON *measure = cJSON_Duplicate(s->cfg->measure, 1);
+    cJSON *data = cJSON_CreateObject();
+    if (!m || !files || !measure || !data)
+        goto fail;
+    for (int i = 0; i < s->n_files; i++) {
+        cJSON *f = cJSON_CreateObject();
+        if (!f || !cJSON_AddItemToArray(files, f))
+            goto fail;
+        const char *base = strrchr(s->files[i].path, '/');
+        cJSON_AddStringToObject(f, "role", s->files[i].role);
+        cJSON_AddStringToObject(f, "sha256", s->files[i].sha);
+        cJSON_AddNumberToObject(f, "size", (double)s->files[i].size);
+        cJSON_AddStringToObject(f, "name", base ? base + 1 : s->files[i].path);
+    }
+    if (s->cfg->preprocess)
+        cJSON_AddItemToObject(data, "preprocess", cJSON_Duplicate(s->cfg->preprocess, 1));
+    cJSON_AddNumberToObject(data, "eval_count", (double)s->cfg->eval.count);
+    cJSON_AddNumberToObject(data, "calib_count", (double)s->cfg->calibration.count);
+    cJSON_AddNumberToObject(m, "job_id", (double)j->id);
+    cJSON_AddStringToObject(m, "campaign", s->cfg->name);
+    cJSON_AddNumberToObject(m, "attempt", j->attempts + 1);
+    cJSON_AddNumberToObject(m, "lease_ms", s->cfg->lease_ms);
+    cJSON_AddStringToObject(m, "backend", s->cfg->backend);
+    cJSON_AddStringToObject(m, "assignment", j->assignment);
+    cJSON_AddItemToObject(m, "files", files);
+    cJSON_AddItemToObject(m, "measure", measure);
+    cJSON_AddItemToObject(m, "data", data);
+    return m;
+fail:
+    cJSON_Delete(m);
+    cJSON_Delete(files);
+    cJSON_Delete(measure);
+    cJSON_Delete(data);
+    return NULL;
+}
+
+static void s_dispatch(s_searcher_t *s)
+{
+    if (s->stopping || s->fatal)
+        return;
+    uint64_t now = bs_now_ms();
+    for (int i = 0; i < s->n_agents; i++) {
+        s_agent_t *a = s->agents[i];
+        if (!a->eligible || a->job || a->busy_until > now)
+            continue;
+        if (!s->queue) {
+            if (s->exhausted || s->done + s->n_leased >= s->budget)
+                return;
+            int rc = s_new_job(s);
+            if (rc == BS_EEXHAUSTED) {
+                BS_INFO(S_MOD, "search space exhausted: all %.0f configurations are known",
+                        bs_space_size(&s->space));
+                s->exhausted = 1;
+                return;
+            }
+            if (rc)
+                return;
+        }
+        s_job_t *j = s->queue;
+        s->queue = j->next;
+        j->next = s->leased;
+        s->leased = j;
+        s->n_leased++;
+        j->agent = a;
+        a->job = j;
+        j->id = s->job_seq_base + ++s->job_seq;
+        j->deadline = now + (uint64_t)s->cfg->lease_ms;
+        j->lease_wall = bs_wall_ms();
+        if (!j->first_wall)
+            j->first_wall = j->lease_wall;
+        int rc = s_send(s, a->rid, a->rid_len, s_job_msg(s, j), NULL, 0);
+        if (rc) {
+            /* The peer is gone (ROUTER_MANDATORY) or the queue is full: not the config's
+             * fault, so the job goes back without counting an attempt. */
+            BS_WARN(S_MOD, "could not send job to %s: %s", a->name, bs_strerror(rc));
+            s_leased_remove(s, j);
+            a->job = NULL;
+            s_queue_push(s, j, 1);
+            s_agent_drop(s, a, "unreachable");
+            i--;
+            continue;
+        }
+        BS_DEBUG(S_MOD, "job %lld -> %s: %s", (long long)j->id, a->name, j->assignment);
+    }
+}
+
+/* ---- loop --------------------------------------------------------------------------------- */
+
+static void s_stop_loop(s_searcher_t *s);
+
+static void s_check_end(s_searcher_t *s)
+{
+    if (s->finished)
+        return;
+    int budget_done = s->done >= s->budget;
+    int nothing_left = s->exhausted && !s->queue && s->n_leased == 0;
+    if (!s->stopping && (budget_done || nothing_left)) {
+        s->stopping = 1;
+        s->stop_deadline = bs_now_ms();
+    }
+    if (s->stopping && (s->n_leased == 0 || bs_now_ms() >= s->stop_deadline))
+        s_stop_loop(s);
+}
+
+static void s_tick(uv_timer_t *t)
+{
+    s_searcher_t *s = t->data;
+    uint64_t now = bs_now_ms();
+    uint64_t dead_after = (uint64_t)s->hb_ms * (uint64_t)s->liveness;
+    s_drain(s);
+    for (int i = 0; i < s->n_agents; i++) {
+        s_agent_t *a = s->agents[i];
+        if (now - a->last_seen > dead_after) {
+            s_agent_drop(s, a, "silent past its liveness");
+            i--;
+            continue;
+        }
+        if (now - a->last_hb_sent >= (uint64_t)s->hb_ms) {
+            a->last_hb_sent = now;
+            s_send(s, a->rid, a->rid_len, bs_msg_new(BS_MSG_HEARTBEAT), NULL, 0);
+        }
+    }
+    for (s_job_t *j = s->leased, *next; j; j = next) {
+        next = j->next;
+        if (now >= j->deadline) {
+            s_agent_t *a = j->agent;
+            s_attempt_failed(s, j, "lease_expired", BS_ELEASE, "the lease deadline passed");
+            if (a)
+                a->busy_until = now + (uint64_t)s->hb_ms * 2;
+        }
+    }
+    if (s->wall_deadline && now >= s->wall_deadline && !s->stopping) {
+        BS_INFO(S_MOD, "wall-time budget reached; waiting for jobs in flight");
+        s->stopping = 1;
+        s->stop_deadline = now + (uint64_t)(s->opts->drain_s * 1000);
+    }
+    s_dispatch(s);
+    s_drain(s);
+    s_progress(s, 0);
+    s_check_end(s);
+}
+
+static void s_on_poll(uv_poll_t *p, int status, int events)
+{
+    s_searcher_t *s = p->data;
+    (void)status;
+    (void)events;
+    s_drain(s);
+    s_dispatch(s);
+    s_drain(s);
+    s_check_end(s);
+}
+
+static void s_on_signal(uv_signal_t *h, int signum)
+{
+    s_searcher_t *s = h->data;
+    if (s->interrupted) {
+        BS_WARN(S_MOD, "second signal: stopping now");
+        s->stop_deadline = 0;
+        s_stop_loop(s);
+        return;
+    }
+    s->interrupted = 1;
+    s->stopping = 1;
+    s->stop_deadline = bs_now_ms() + (uint64_t)(s->opts->drain_s * 1000);
+    BS_INFO(S_MOD, "%s: no new jobs; waiting up to %.0f s for %d in flight", strsignal(signum),
+            s->opts->drain_s, s->n_leased);
+    s_check_end(s);
+}
+
+static void s_on_local_exit(uv_process_t *p, int64_t status, int sig)
+{
+    s_local_t *l = p->data ? p->data : NULL;
+    s_searcher_t *s = p->loop->data;
+    if (l) {
+        l->running = 0;
+        s->n_locals_running--;
+        if (!s->finished)
+            BS_WARN(S_MOD, "local agent %d exited (status %lld, signal %d)", l->index,
+                    (long long)status, sig);
+    }
+    uv_close((uv_handle_t *)p, NULL);
+}
+
+static void s_stop_loop(s_searcher_t *s)
+{
+    if (s->finished)
+        return;
+    s->finished = 1;
+    for (int i = 0; i < s->n_agents; i++) {
+        cJSON *bye = bs_msg_new(BS_MSG_BYE);
+        if (bye)
+            cJSON_AddStringToObject(bye, "reason", "campaign stopped");
+        s_send(s, s->agents[i]->rid, s->agents[i]->rid_len, bye, NULL, 0);
+    }
+    uv_timer_stop(&s->tick);
+    uv_poll_stop(&s->poll);
+    uv_signal_stop(&s->sigint);
+    uv_signal_stop(&s->sigterm);
+    for (int i = 0; i < s->opts->local_agents && s->locals; i++)
+        if (s->locals[i].running)
+            uv_process_kill(&s->locals[i].proc, SIGTERM);
+    uv_stop(&s->loop);
+}
+
+/* ---- setup -------------------------------------------------------------------------------- */
+
+static int s_add_file(s_searcher_t *s, const char *role, const char *path)
+{
+    if (!path)
+        return 0;
+    s_file_t *f = &s->files[s->n_files];
+    snprintf(f->role, sizeof f->role, "%s", role);
+    f->fd = -1;
+    if (!(f->path = bs_strdup(path)))
+        return bs_err_set(s->err, BS_ENOMEM, "out of memory");
+    s->n_files++;
+    int rc = bs_sha256_file(path, f->sha, &f->size, s->err);
+    if (rc)
+        return rc;
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0)
+        return bs_err_set(s->err, BS_EIO, "%s: cannot open: %s", path, strerror(errno));
+    return 0;
+}
+
+static int s_cand_from_assignment(s_searcher_t *s, const char *assignment, int *cand)
+{
+    bs_prec_t p[512];
+    int n = s->space.n_layers;
+    bs_err_t e = {0};
+    if (n > 512)
+        return BS_EINVAL;
+    for (int i = 0; i < n; i++)
+        p[i] = BS_PREC_FP32;
+    int rc = bs_spec_apply(assignment, s->space.names, n, p, &e);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        const bs_space_layer_t *l = &s->space.layers[i];
+        cand[i] = -1;
+        for (int c = 0; c < l->n_choices; c++)
+            if (bs_prec_eq(l->choices[c], p[i]))
+                cand[i] = c;
+        if (cand[i] < 0)
+            return BS_EINVAL;
+    }
+    return 0;
+}
+
+typedef struct s_resume {
+    s_searcher_t *s;
+    int *cand;
+    int64_t pending;
+} s_resume_t;
+
+static int s_resume_config(void *ud, int64_t config_id, const char *assignment, int evaluated)
+{
+    s_resume_t *r = ud;
+    s_searcher_t *s = r->s;
+    int rc = s_set_add(&s->known, assignment);
+    if (rc || evaluated)
+        return rc;
+    if (s_cand_from_assignment(s, assignment, r->cand) != 0) {
+        BS_WARN(S_MOD, "stored config %lld does not fit the search space; skipped",
+                (long long)config_id);
+        return 0;
+    }
+    s_job_t *j = NULL;
+    if ((rc = s_make_job(s, r->cand, assignment, config_id, &j)) != 0)
+        return rc;
+    s_queue_push(s, j, 0);
+    r->pending++;
+    return 0;
+}
+
+static int s_resume_eval(void *ud, int64_t eval_id, int64_t config_id, const char *assignment,
+                         int ok, const bs_metrics_t *m)
+{
+    s_resume_t *r = ud;
+    s_searcher_t *s = r->s;
+    (void)config_id;
+    s->done++;
+    if (!ok)
+        s->failed++;
+    if (ok && bs_pareto_add(s->front, eval_id, m) < 0)
+        return BS_ENOMEM;
+    if (s_cand_from_assignment(s, assignment, r->cand) == 0)
+        s->policy->observe(s->policy_state, r->cand, ok, ok ? m : NULL);
+    return 0;
+}
+
+static int s_open_campaign(s_searcher_t *s)
+{
+    const bs_config_t *c = s->cfg;
+    char *space_json = bs_space_to_json(&s->space);
+    if (!space_json)
+        return bs_err_set(s->err, BS_ENOMEM, "out of memory");
+    bs_campaign_rec_t rec = {
+        .name = c->name,
+        .config_path = c->path,
+        .config_json = c->text,
+        .model_sha256 = s->files[0].sha,
+        .space_json = space_json,
+        .policy = c->policy,
+        .seed = c->seed,
+        .budget = s->budget,
+    };
+    int resumed = 0;
+    int rc = bs_store_campaign_open(s->store, &rec, &s->campaign_id, &resumed, s->err);
+    bs_free(space_json);
+    if (rc)
+        return rc;
+    s_resume_t r = {.s = s};
+    r.cand = bs_malloc(sizeof *r.cand * (size_t)(s->space.n_layers + 1));
+    if (!r.cand)
+        return bs_err_set(s->err, BS_ENOMEM, "out of memory");
+    rc = bs_store_each_eval(s->store, s->campaign_id, s_resume_eval, &r);
+    if (rc == 0)
+        rc = bs_store_each_config(s->store, s->campaign_id, s_resume_config, &r);
+    bs_free(r.cand);
+    if (rc)
+        return bs_err_set(s->err, rc, "%s: cannot read back campaign '%s': %s",
+                          s->opts->db_path, c->name, bs_strerror(rc));
+    if (resumed)
+        BS_INFO(S_MOD, "resuming campaign %s: %lld of %lld evaluations stored (%lld failed), "
+                       "%lld configs to re-run, front %d",
+                c->name, (long long)s->done, (long long)s->budget, (long long)s->failed,
+                (long long)r.pending, bs_pareto_size(s->front));
+    if (s->front && bs_pareto_size(s->front))
+        s_record_front(s);
+    return bs_store_campaign_set_status(s->store, s->campaign_id, "running");
+}
+
+static int s_bind(s_searcher_t *s)
+{
+    const char *bind = s->opts->bind ? s->opts->bind : "tcp://*:5555";
+    int one = 1, zero = 0;
+    int64_t maxmsg = BS_PROTO_MAX_MSG;
+    s->zctx = zmq_ctx_new();
+    if (!s->zctx)
+        return bs_err_set(s->err, BS_EZMQ, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    s->router = zmq_socket(s->zctx, ZMQ_ROUTER);
+    if (!s->router)
+        return bs_err_set(s->err, BS_EZMQ, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+    zmq_setsockopt(s->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(s->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(s->router, bind) != 0)
+        return bs_err_set(s->err, BS_EZMQ, "--bind %s: cannot bind: %s", bind,
+                          zmq_strerror(zmq_errno()));
+    size_t len = sizeof s->endpoint;
+    zmq_getsockopt(s->router, ZMQ_LAST_ENDPOINT, s->endpoint, &len);
+    BS_INFO(S_MOD, "listening on %s", s->endpoint);
+    return 0;
+}
+
+/* The endpoint local agents connect to: the bound one with a wildcard host made loopback. */
+static void s_local_endpoint(const s_searcher_t *s, char *out, size_t cap)
+{
+    const char *p = strstr(s->endpoint, "://");
+    const char *colon = strrchr(s->endpoint, ':');
+    if (p && colon && (strncmp(p + 3, "0.0.0.0", 7) == 0 || strncmp(p + 3, "*", 1) == 0 ||
+                       strncmp(p + 3, "[::]", 4) == 0))
+        snprintf(out, cap, "tcp://127.0.0.1%s", colon);
+    else
+        snprintf(out, cap, "%s", s->endpoint);
+}
+
+static int s_start_locals(s_searcher_t *s)
+{
+    int n = s->opts->local_agents;
+    if (n <= 0)
+        return 0;
+    char *dir = s->opts->agent_bin ? NULL : bs_exe_dir();
+    char bin[4096];
+    if (s->opts->agent_bin)
+        snprintf(bin, sizeof bin, "%s", s->opts->agent_bin);
+    else
+        snprintf(bin, sizeof bin, "%s/bitscout-agent", dir ? dir : ".");
+    bs_free(dir);
+    if (access(bin, X_OK) != 0)
+        return bs_err_set(s->err, BS_ENOENT, "--local-agents: cannot run %s: %s", bin,
+                          strerror(errno));
+    s->locals = bs_calloc((size_t)n, sizeof *s->locals);
+    if (!s->locals)
+        return bs_err_set(s->err, BS_ENOMEM, "out of memory");
+    char ep[300];
+    s_local_endpoint(s, ep, sizeof ep);
+    const char *cache = getenv("BITSCOUT_CACHE_DIR");
+    char cache_base[4096];
+    if (cache)
+        snprintf(cache_base, sizeof cache_base, "%s", cache);
+    else if (getenv("XDG_CACHE_HOME"))
+        snprintf(cache_base, sizeof cache_base, "%s/bitscout", getenv("XDG_CACHE_HOME"));
+    else
+        snprintf(cache_base, sizeof cache_base, "%s/.cache/bitscout",
+                 getenv("HOME") ? getenv("HOME") : "/tmp");
+    for (int i = 0; i < n; i++) {
+        char name[32], cdir[4200];
+        snprintf(name, sizeof name, "local-%d", i + 1);
+        snprintf(cdir, sizeof cdir, "%s/%s", cache_base, name);
+        const char *level = s->opts->agent_log_level ? s->opts->agent_log_level : "warn";
+        char *args[] = {bin,       "--connect",  ep,    "--name", name, "--cache-dir",
+                        cdir,      "--log-level", (char *)level, NULL};
+        uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                         {.flags = UV_INHERIT_FD, .data.fd = 1},
+                                         {.flags = UV_INHERIT_FD, .data.fd = 2}};
+        uv_process_options_t po = {
+            .file = bin,
+            .args = args,
+            .exit_cb = s_on_local_exit,
+            .stdio_count = 3,
+            .stdio = stdio,
+        };
+        s->locals[i].index = i + 1;
+        s->locals[i].proc.data = &s->locals[i];
+        int rc = uv_spawn(&s->loop, &s->locals[i].proc, &po);
+        if (rc != 0) {
+            return bs_err_set(s->err, BS_EUV, "--local-agents: cannot start %s: %s", bin,
+                              uv_strerror(rc));
+        }
+        s->locals[i].running = 1;
+        s->n_locals_running++;
+    }
+    BS_INFO(S_MOD, "started %d local agents connecting to %s", n, ep);
+    return 0;
+}
+
+static void s_close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void s_wait_locals(s_searcher_t *s)
+{
+    /* Give local agents a moment to exit on SIGTERM, then insist. */
+    uint64_t until = bs_now_ms() + 3000;
+    while (s->n_locals_running > 0 && bs_now_ms() < until)
+        uv_run(&s->loop, UV_RUN_NOWAIT), usleep(10000);
+    for (int i = 0; i < s->opts->local_agents && s->locals; i++)
+        if (s->locals[i].running)
+            uv_process_kill(&s->locals[i].proc, SIGKILL);
+    until = bs_now_ms() + 2000;
+    while (s->n_locals_running > 0 && bs_now_ms() < until)
+        uv_run(&s->loop, UV_RUN_NOWAIT), usleep(10000);
+}
+
+int bs_search_run(const bs_search_opts_t *opts, bs_err_t *err)
+{
+    s_searcher_t *s = bs_calloc(1, sizeof *s);
+    int rc;
+    if (!s)
+        return bs_err_set(err, BS_ENOMEM, "out of memory");
+    s->opts = opts;
+    s->err = err;
+    if ((rc = uv_loop_init(&s->loop)) != 0) {
+        bs_free(s);
+        return bs_err_set(err, BS_EUV, "uv_loop_init: %s", uv_strerror(rc));
+    }
+    s->loop.data = s;
+    int loop_used = 0;
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = bs_config_load(opts->config_path, &s->cfg, err)))
+        goto done;
+    s->hb_ms = s->cfg->heartbeat_ms;
+    s->liveness = s->cfg->liveness;
+    s->budget = opts->budget > 0 ? opts->budget : s->cfg->budget_evals;
+    if ((rc = bs_model_info_load(s->cfg->model, &s->model, err)))
+        goto done;
+    if ((rc = bs_space_build(s->cfg, &s->model, &s->space, err)))
+        goto done;
+    if ((rc = s_add_file(s, "model", s->cfg->model)) ||
+        (rc = s_add_file(s, "eval_images", s->cfg->eval.images)) ||
+        (rc = s_add_file(s, "eval_labels", s->cfg->eval.labels)) ||
+        (rc = s_add_file(s, "calib_images", s->cfg->calibration.images)))
+        goto done;
+    s->policy = bs_policy_find(s->cfg->policy);
+    if (!s->policy) {
+        rc = bs_err_set(err, BS_ECONFIG, "%s: policy.name: unknown policy \"%s\"",
+                        s->cfg->path, s->cfg->policy);
+        goto done;
+    }
+    bs_policy_ctx_t pctx = {.space = &s->space, .cfg = s->cfg, .seed = s->cfg->seed};
+    if ((rc = s->policy->create(&pctx, &s->policy_state, err)))
+        goto done;
+    s->front = bs_pareto_new(s->cfg->objectives, s->cfg->n_objectives, s->cfg->constraints,
+                             s->cfg->n_constraints);
+    if (!s->front) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = bs_store_open(opts->db_path ? opts->db_path : "results.db", 0, &s->store, err)))
+        goto done;
+    if ((rc = s_open_campaign(s)))
+        goto done;
+    BS_INFO(S_MOD, "campaign %s: %d layers, %.0f configurations, policy %s (seed %llu), "
+                   "budget %lld, backend %s",
+            s->cfg->name, s->space.n_layers, bs_space_size(&s->space), s->cfg->policy,
+            (unsigned long long)s->cfg->seed, (long long)s->budget, s->cfg->backend);
+    if (strcmp(s->cfg->backend, "sim") == 0)
+        BS_WARN(S_MOD, "measure.backend is \"sim\": results are synthetic (a test and scale "
+                       "tool), stored with simulated=1, not measurements");
+    s->job_seq_base = (bs_wall_ms() / 1000) % 8000000 * 1000000;
+    if (s->cfg->budget_wall_s > 0)
+        s->wall_deadline = bs_now_ms() + (uint64_t)(s->cfg->budget_wall_s * 1000);
+    if ((rc = s_bind(s)))
+        goto done;
+    int fd = -1;
+    size_t fdlen = sizeof fd;
+    if (zmq_getsockopt(s->router, ZMQ_FD, &fd, &fdlen) != 0) {
+        rc = bs_err_set(err, BS_EZMQ, "ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    loop_used = 1;
+    uv_poll_init(&s->loop, &s->poll, fd);
+    s->poll.data = s;
+    uv_poll_start(&s->poll, UV_READABLE, s_on_poll);
+    uv_timer_init(&s->loop, &s->tick);
+    s->tick.data = s;
+    uint64_t tick_ms = (uint64_t)(s->hb_ms / 4 < 20 ? 20 : s->hb_ms / 4 > 250 ? 250 : s->hb_ms / 4);
+    uv_timer_start(&s->tick, s_tick, tick_ms, tick_ms);
+    uv_signal_init(&s->loop, &s->sigint);
+    uv_signal_init(&s->loop, &s->sigterm);
+    s->sigint.data = s->sigterm.data = s;
+    uv_signal_start(&s->sigint, s_on_signal, SIGINT);
+    uv_signal_start(&s->sigterm, s_on_signal, SIGTERM);
+    s->progress = bs_progress_new(opts->progress);
+    if ((rc = s_start_locals(s)))
+        goto done;
+
+    s_check_end(s); /* a resumed campaign may already be complete */
+    if (!s->finished)
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    s_progress(s, 1);
+
+    if (s->fatal) {
+        rc = BS_EDB;
+    } else {
+        const char *status = s->interrupted ? "interrupted"
+                             : s->done >= s->budget ? "done"
+                             : s->exhausted         ? "exhausted"
+                                                    : "interrupted";
+        bs_store_campaign_set_status(s->store, s->campaign_id, status);
+        BS_INFO(S_MOD, "campaign %s %s: %lld evaluations (%lld failed), front %d; results in %s",
+                s->cfg->name, status, (long long)s->done, (long long)s->failed,
+                bs_pareto_size(s->front), opts->db_path ? opts->db_path : "results.db");
+        if (s->interrupted) {
+            BS_INFO(S_MOD, "rerun the same command to resume");
+            rc = BS_ECANCELED;
+        } else {
+            rc = 0;
+        }
+    }
+done:
+    if (loop_used) {
+        if (!s->finished) {
+            s->finished = 1;
+            for (int i = 0; i < opts->local_agents && s->locals; i++)
+                if (s->locals[i].running)
+                    uv_process_kill(&s->locals[i].proc, SIGTERM);
+        }
+        s_wait_locals(s);
+        uv_walk(&s->loop, s_close_walk, NULL);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&s->loop);
+    bs_progress_destroy(&s->progress);
+    while (s->queue) {
+        s_job_t *j = s->queue;
+        s->queue = j->next;
+        s_job_free(j);
+    }
+    while (s->leased) {
+        s_job_t *j = s->leased;
+        s->leased = j->next;
+        s_job_free(j);
+    }
+    for (int i = 0; i < s->n_agents; i++)
+        bs_free(s->agents[i]);
+    if (s->router)
+        zmq_close(s->router);
+    if (s->zctx)
+        zmq_ctx_term(s->zctx);
+    for (int i = 0; i < s->n_files; i++) {
+        if (s->files[i].fd >= 0)
+            close(s->files[i].fd);
+        bs_free(s->files[i].path);
+    }
+    s_set_free(&s->known);
+    if (s->policy && s->policy_state)
+        s->policy->destroy(s->policy_state);
+    bs_pareto_destroy(&s->front);
+    bs_store_close(&s->store);
+    bs_space_free(&s->space);
+    bs_model_info_free(&s->model);
+    bs_config_free(&s->cfg);
+    bs_free(s->locals);
+    bs_free(s);
+    return rc;
+}
