@@ -1,2 +1,1053 @@
-/* placeholder: being written */
-typedef int bs__placeholder_t;
+/*
+ * bs_store.c - the results database: SQLite in WAL mode, versioned schema, prepared statements.
+ *
+ * Opening sets the connection up the same way every time (busy timeout 10 s, WAL journal,
+ * synchronous=NORMAL, foreign keys on) and brings the schema to BS_STORE_SCHEMA_VERSION: the
+ * version lives in PRAGMA user_version, and s_migrations[v] is the SQL that takes version v to
+ * v + 1, applied in its own IMMEDIATE transaction that re-reads the version first (so two
+ * processes opening one new file do not both migrate it). A read-only open never migrates; it
+ * refuses a missing file, an empty one and any version other than this build's.
+ *
+ * Every statement with values is prepared once, lazily, from the table in BS__SQL_MAP, kept on
+ * the handle and reset after each use (a statement left un-reset would pin a read snapshot and
+ * stop WAL checkpoints). The walks (bs_store_each_*) prepare their own statement so that the
+ * callback may call back into the store. Multi-statement writes run in a transaction of their
+ * own when the caller has none (BEGIN IMMEDIATE) or in a savepoint inside the caller's.
+ *
+ * Unknown values (NAN doubles, negative byte counts, empty strings, zero timestamps) are bound
+ * as NULL and read back as NAN / -1 / "" so a round trip is exact. Every SQLite failure becomes
+ * BS_EDB: with sqlite3_errmsg() in err where the function takes one, logged otherwise.
+ */
+#include "bs_store.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bs_alloc.h"
+#include "bs_log.h"
+#include "bs_util.h"
+
+#define BS__BUSY_TIMEOUT_MS 10000
+
+/* ---- schema ----------------------------------------------------------------------------- */
+
+/* Version 0 -> 1: the whole first schema. db/schema.md documents every column; keep it in
+ * step. Never edit a shipped migration: add a new one and bump BS_STORE_SCHEMA_VERSION. */
+static const char s_schema_v1[] =
+    "CREATE TABLE campaigns ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT UNIQUE NOT NULL,"
+    "  config_path TEXT,"
+    "  config_json TEXT,"
+    "  model_sha256 TEXT,"
+    "  space_json TEXT,"
+    "  policy TEXT,"
+    "  seed INTEGER,"
+    "  budget INTEGER,"
+    "  status TEXT,"
+    "  created_at TEXT,"
+    "  updated_at TEXT);"
+    "CREATE TABLE agents ("
+    "  id INTEGER PRIMARY KEY,"
+    "  uid TEXT UNIQUE NOT NULL,"
+    "  name TEXT,"
+    "  version TEXT,"
+    "  arch TEXT,"
+    "  cpu TEXT,"
+    "  os TEXT,"
+    "  cores INTEGER,"
+    "  mem_bytes INTEGER,"
+    "  tags TEXT,"
+    "  backends TEXT,"
+    "  device_json TEXT,"
+    "  first_seen TEXT,"
+    "  last_seen TEXT,"
+    "  state TEXT);"
+    "CREATE TABLE configs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+    "  assignment TEXT NOT NULL,"
+    "  source TEXT,"
+    "  created_at TEXT,"
+    "  UNIQUE(campaign_id, assignment));"
+    "CREATE TABLE evaluations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+    "  config_id INTEGER NOT NULL UNIQUE REFERENCES configs(id),"
+    "  agent_id INTEGER REFERENCES agents(id),"
+    "  attempts INTEGER,"
+    "  status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  accuracy REAL,"
+    "  metric TEXT,"
+    "  latency_min_ms REAL,"
+    "  latency_median_ms REAL,"
+    "  latency_mean_ms REAL,"
+    "  latency_p90_ms REAL,"
+    "  latency_p99_ms REAL,"
+    "  latency_std_ms REAL,"
+    "  latency_cv REAL,"
+    "  latency_runs INTEGER,"
+    "  weight_bytes INTEGER,"
+    "  arena_bytes INTEGER,"
+    "  peak_rss_bytes INTEGER,"
+    "  energy_j REAL,"
+    "  energy_source TEXT,"
+    "  energy_reason TEXT,"
+    "  simulated INTEGER NOT NULL,"
+    "  backend TEXT,"
+    "  started_at TEXT,"
+    "  finished_at TEXT,"
+    "  fetch_ms REAL,"
+    "  run_ms REAL,"
+    "  result_json TEXT);"
+    "CREATE INDEX evaluations_by_campaign ON evaluations(campaign_id, id);"
+    "CREATE INDEX evaluations_by_agent ON evaluations(agent_id);"
+    "CREATE TABLE attempts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+    "  config_id INTEGER REFERENCES configs(id),"
+    "  agent_id INTEGER REFERENCES agents(id),"
+    "  attempt INTEGER,"
+    "  outcome TEXT NOT NULL,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  started_at TEXT,"
+    "  finished_at TEXT);"
+    "CREATE INDEX attempts_by_campaign ON attempts(campaign_id, id);"
+    "CREATE INDEX attempts_by_config ON attempts(config_id);"
+    "CREATE INDEX attempts_by_agent ON attempts(agent_id);"
+    "CREATE TABLE pareto_members ("
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+    "  evaluation_id INTEGER NOT NULL REFERENCES evaluations(id),"
+    "  PRIMARY KEY(campaign_id, evaluation_id));"
+    "CREATE INDEX pareto_members_by_evaluation ON pareto_members(evaluation_id);"
+    "CREATE TABLE progress ("
+    "  id INTEGER PRIMARY KEY,"
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+    "  at TEXT,"
+    "  evaluations INTEGER,"
+    "  front_size INTEGER,"
+    "  hypervolume REAL);"
+    "CREATE INDEX progress_by_campaign ON progress(campaign_id, id);"
+    "CREATE VIEW results AS SELECT"
+    "  cp.name AS campaign,"
+    "  e.id AS eval_id,"
+    "  e.config_id AS config_id,"
+    "  c.assignment AS assignment,"
+    "  e.status AS status,"
+    "  e.simulated AS simulated,"
+    "  e.accuracy AS accuracy,"
+    "  e.metric AS metric,"
+    "  e.latency_median_ms AS latency_median_ms,"
+    "  e.latency_p90_ms AS latency_p90_ms,"
+    "  e.latency_p99_ms AS latency_p99_ms,"
+    "  e.latency_min_ms AS latency_min_ms,"
+    "  e.latency_mean_ms AS latency_mean_ms,"
+    "  e.latency_std_ms AS latency_std_ms,"
+    "  e.latency_cv AS latency_cv,"
+    "  e.latency_runs AS latency_runs,"
+    "  e.weight_bytes AS weight_bytes,"
+    "  e.arena_bytes AS arena_bytes,"
+    "  e.peak_rss_bytes AS peak_rss_bytes,"
+    "  e.energy_j AS energy_j,"
+    "  e.energy_source AS energy_source,"
+    "  e.energy_reason AS energy_reason,"
+    "  a.name AS agent,"
+    "  a.uid AS agent_uid,"
+    "  e.backend AS backend,"
+    "  e.attempts AS attempts,"
+    "  e.error_code AS error_code,"
+    "  e.error_message AS error_message,"
+    "  e.started_at AS started_at,"
+    "  e.finished_at AS finished_at,"
+    "  e.fetch_ms AS fetch_ms,"
+    "  e.run_ms AS run_ms"
+    " FROM evaluations e"
+    " JOIN configs c ON c.id = e.config_id"
+    " JOIN campaigns cp ON cp.id = e.campaign_id"
+    " LEFT JOIN agents a ON a.id = e.agent_id;"
+    "CREATE VIEW pareto AS SELECT r.* FROM results r"
+    " JOIN pareto_members pm ON pm.evaluation_id = r.eval_id;";
+
+static const char *const s_migrations[] = {s_schema_v1};
+
+_Static_assert(sizeof s_migrations / sizeof s_migrations[0] == BS_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* ---- statements ------------------------------------------------------------------------- */
+
+/* X(id, sql): every statement the store runs more than once. */
+#define BS__SQL_MAP(X)                                                                            \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                                   \
+    X(COMMIT, "COMMIT")                                                                           \
+    X(ROLLBACK, "ROLLBACK")                                                                       \
+    X(SP, "SAVEPOINT bs_store")                                                                   \
+    X(SP_RELEASE, "RELEASE bs_store")                                                             \
+    X(SP_ROLLBACK, "ROLLBACK TO bs_store")                                                        \
+    X(USER_VERSION, "PRAGMA user_version")                                                        \
+    X(CAMPAIGN_FIND, "SELECT id, model_sha256, space_json FROM campaigns WHERE name = ?1")        \
+    X(CAMPAIGN_INSERT,                                                                            \
+      "INSERT INTO campaigns (name, config_path, config_json, model_sha256, space_json, "         \
+      "policy, seed, budget, status, created_at, updated_at) "                                    \
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?9)")                               \
+    X(CAMPAIGN_REFRESH,                                                                           \
+      "UPDATE campaigns SET config_path = ?2, config_json = ?3, policy = ?4, seed = ?5, "         \
+      "budget = ?6, updated_at = ?7 WHERE id = ?1")                                               \
+    X(CAMPAIGN_STATUS, "UPDATE campaigns SET status = ?2, updated_at = ?3 WHERE id = ?1")         \
+    X(AGENT_UPSERT,                                                                               \
+      "INSERT INTO agents (uid, name, version, arch, cpu, os, cores, mem_bytes, tags, "           \
+      "backends, device_json, first_seen, last_seen, state) "                                     \
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 'online') "                \
+      "ON CONFLICT(uid) DO UPDATE SET name = excluded.name, version = excluded.version, "         \
+      "arch = excluded.arch, cpu = excluded.cpu, os = excluded.os, cores = excluded.cores, "      \
+      "mem_bytes = excluded.mem_bytes, tags = excluded.tags, backends = excluded.backends, "      \
+      "device_json = excluded.device_json, last_seen = excluded.last_seen, "                      \
+      "state = excluded.state RETURNING id")                                                      \
+    X(AGENT_SEEN, "UPDATE agents SET last_seen = ?2, state = coalesce(?3, state) WHERE id = ?1")  \
+    X(CONFIG_INSERT, "INSERT INTO configs (campaign_id, assignment, source, created_at) "         \
+                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(campaign_id, assignment) DO NOTHING")   \
+    X(CONFIG_FIND, "SELECT id FROM configs WHERE campaign_id = ?1 AND assignment = ?2")           \
+    X(EVAL_INSERT,                                                                                \
+      "INSERT INTO evaluations (campaign_id, config_id, agent_id, attempts, status, "             \
+      "error_code, error_message, accuracy, metric, latency_min_ms, latency_median_ms, "          \
+      "latency_mean_ms, latency_p90_ms, latency_p99_ms, latency_std_ms, latency_cv, "             \
+      "latency_runs, weight_bytes, arena_bytes, peak_rss_bytes, energy_j, energy_source, "        \
+      "energy_reason, simulated, backend, started_at, finished_at, fetch_ms, run_ms, "            \
+      "result_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "   \
+      "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30) "               \
+      "ON CONFLICT(config_id) DO NOTHING")                                                        \
+    X(EVAL_COUNT, "SELECT count(*) FROM evaluations WHERE campaign_id = ?1")                      \
+    X(ATTEMPT_INSERT,                                                                             \
+      "INSERT INTO attempts (campaign_id, config_id, agent_id, attempt, outcome, error_code, "    \
+      "error_message, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")      \
+    X(PARETO_CLEAR, "DELETE FROM pareto_members WHERE campaign_id = ?1")                          \
+    X(PARETO_INSERT,                                                                              \
+      "INSERT OR IGNORE INTO pareto_members (campaign_id, evaluation_id) VALUES (?1, ?2)")        \
+    X(PROGRESS_INSERT,                                                                            \
+      "INSERT INTO progress (campaign_id, at, evaluations, front_size, hypervolume) "             \
+      "VALUES (?1, ?2, ?3, ?4, ?5)")
+
+enum {
+#define BS__SQL_ENUM(id, sql) BS__Q_##id,
+    BS__SQL_MAP(BS__SQL_ENUM)
+#undef BS__SQL_ENUM
+        BS__Q_COUNT
+};
+
+static const char *const s_sql[BS__Q_COUNT] = {
+#define BS__SQL_TEXT(id, sql) sql,
+    BS__SQL_MAP(BS__SQL_TEXT)
+#undef BS__SQL_TEXT
+};
+
+struct bs_store {
+    sqlite3 *db;                     /* the connection; owned */
+    char *path;                      /* as given to bs_store_open, for messages; owned */
+    int readonly;                    /* opened with SQLITE_OPEN_READONLY */
+    sqlite3_stmt *stmt[BS__Q_COUNT]; /* prepared on first use; owned */
+};
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+/* Logs a failure of the current statement on st and returns BS_EDB. */
+static int s_log_db(bs_store_t *st, const char *what)
+{
+    BS_ERROR("store", "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    return BS_EDB;
+}
+
+/* Fills err (or logs, when err is NULL) and returns BS_EDB. */
+static int s_err_db(bs_store_t *st, bs_err_t *err, const char *what)
+{
+    if (!err)
+        return s_log_db(st, what);
+    return bs_err_set(err, BS_EDB, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+}
+
+/* The cached statement q, reset and with no bindings; NULL (logged) if it fails to prepare. */
+static sqlite3_stmt *s_stmt(bs_store_t *st, int q)
+{
+    sqlite3_stmt *s = st->stmt[q];
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    if (sqlite3_prepare_v3(st->db, s_sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
+        SQLITE_OK) {
+        s_log_db(st, "prepare");
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    st->stmt[q] = s;
+    return s;
+}
+
+static int s_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+}
+
+/* Empty strings are "unknown" too. */
+static int s_bind_text_ne(sqlite3_stmt *s, int i, const char *v)
+{
+    return s_bind_text(s, i, v && v[0] ? v : NULL);
+}
+
+static int s_bind_dbl(sqlite3_stmt *s, int i, double v)
+{
+    return isnan(v) ? sqlite3_bind_null(s, i) : sqlite3_bind_double(s, i, v);
+}
+
+/* Negative counts are unknown. */
+static int s_bind_count(sqlite3_stmt *s, int i, int64_t v)
+{
+    return v < 0 ? sqlite3_bind_null(s, i) : sqlite3_bind_int64(s, i, v);
+}
+
+/* 0: NULL (no such row, e.g. agent_id 0). */
+static int s_bind_id(sqlite3_stmt *s, int i, int64_t v)
+{
+    return v <= 0 ? sqlite3_bind_null(s, i) : sqlite3_bind_int64(s, i, v);
+}
+
+/* Wall-clock ms as ISO-8601 UTC text; 0 or less is unknown. */
+static int s_bind_time(sqlite3_stmt *s, int i, int64_t wall_ms)
+{
+    if (wall_ms <= 0)
+        return sqlite3_bind_null(s, i);
+    char iso[32];
+    bs_iso8601(wall_ms, iso);
+    return sqlite3_bind_text(s, i, iso, -1, SQLITE_TRANSIENT);
+}
+
+static double s_col_dbl(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
+}
+
+static int64_t s_col_count(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, i);
+}
+
+static void s_col_str(sqlite3_stmt *s, int i, char *out, size_t size, const char *dflt)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    snprintf(out, size, "%s", t ? (const char *)t : dflt);
+}
+
+static int s_str_eq(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+/* Runs a statement that returns no row (or whose rows are ignored); resets it. */
+static int s_exec(bs_store_t *st, int q, const char *what)
+{
+    sqlite3_stmt *s = s_stmt(st, q);
+    if (!s)
+        return BS_EDB;
+    int rc = sqlite3_step(s);
+    int out = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : s_log_db(st, what);
+    sqlite3_reset(s);
+    return out;
+}
+
+/* Steps a fully bound statement to its end; BS_EDB (err or log) on failure. Resets it. */
+static int s_step_done(bs_store_t *st, sqlite3_stmt *s, int bind_rc, bs_err_t *err,
+                       const char *what)
+{
+    int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
+    int out = rc == SQLITE_DONE ? 0 : s_err_db(st, err, what);
+    sqlite3_reset(s);
+    return out;
+}
+
+/* A write unit: its own IMMEDIATE transaction when the caller has none, else a savepoint. */
+typedef struct s_tx {
+    int own; /* 1: we began a transaction; 0: a savepoint inside the caller's */
+} s_tx_t;
+
+static int s_tx_begin(bs_store_t *st, s_tx_t *tx)
+{
+    tx->own = sqlite3_get_autocommit(st->db) != 0;
+    return s_exec(st, tx->own ? BS__Q_BEGIN : BS__Q_SP, "begin");
+}
+
+static int s_tx_end(bs_store_t *st, s_tx_t *tx, int rc)
+{
+    if (rc == 0) {
+        int c = s_exec(st, tx->own ? BS__Q_COMMIT : BS__Q_SP_RELEASE, "commit");
+        if (c == 0)
+            return 0;
+        rc = c;
+    }
+    if (tx->own) {
+        if (!sqlite3_get_autocommit(st->db))
+            s_exec(st, BS__Q_ROLLBACK, "rollback");
+    } else {
+        s_exec(st, BS__Q_SP_ROLLBACK, "rollback to savepoint");
+        s_exec(st, BS__Q_SP_RELEASE, "release savepoint");
+    }
+    return rc;
+}
+
+static void s_now(char iso[32])
+{
+    bs_iso8601(bs_wall_ms(), iso);
+}
+
+/* ---- open, migrate, close --------------------------------------------------------------- */
+
+static int s_user_version(bs_store_t *st, int *version, bs_err_t *err)
+{
+    sqlite3_stmt *s = s_stmt(st, BS__Q_USER_VERSION);
+    if (!s)
+        return s_err_db(st, err, "reading the schema version");
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(s, 0);
+    int out = rc == SQLITE_ROW ? 0 : s_err_db(st, err, "reading the schema version");
+    sqlite3_reset(s);
+    return out;
+}
+
+static int s_exec_sql(bs_store_t *st, const char *sql, bs_err_t *err, const char *what)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    bs_err_set(err, BS_EDB, "%s: %s: %s", st->path, what, msg ? msg : sqlite3_errmsg(st->db));
+    if (!err)
+        BS_ERROR("store", "%s: %s: %s", st->path, what, msg ? msg : sqlite3_errmsg(st->db));
+    sqlite3_free(msg);
+    return BS_EDB;
+}
+
+/* Applies s_migrations from the current version up, one transaction each. */
+static int s_migrate(bs_store_t *st, bs_err_t *err)
+{
+    for (;;) {
+        int rc = s_exec_sql(st, "BEGIN IMMEDIATE", err, "starting a migration");
+        if (rc)
+            return rc;
+        int v = 0;
+        rc = s_user_version(st, &v, err);
+        if (rc == 0 && v > BS_STORE_SCHEMA_VERSION)
+            rc = bs_err_set(err, BS_EDB,
+                            "%s: schema version %d is newer than this bitscout (%d); "
+                            "upgrade bitscout",
+                            st->path, v, BS_STORE_SCHEMA_VERSION);
+        if (rc == 0 && v < 0)
+            rc = bs_err_set(err, BS_EDB, "%s: invalid schema version %d", st->path, v);
+        if (rc == 0 && v == BS_STORE_SCHEMA_VERSION)
+            return s_exec_sql(st, "COMMIT", err, "ending a migration");
+        if (rc == 0) {
+            char what[64];
+            snprintf(what, sizeof what, "migrating schema %d -> %d", v, v + 1);
+            rc = s_exec_sql(st, s_migrations[v], err, what);
+        }
+        if (rc == 0) {
+            char pragma[48];
+            snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+            rc = s_exec_sql(st, pragma, err, "setting the schema version");
+        }
+        if (rc == 0)
+            rc = s_exec_sql(st, "COMMIT", err, "committing a migration");
+        if (rc) {
+            if (!sqlite3_get_autocommit(st->db))
+                sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        if (v > 0)
+            BS_INFO("store", "%s: schema upgraded from version %d to %d", st->path, v, v + 1);
+    }
+}
+
+/* A newer schema is always refused; an older one (or none) only when it cannot be migrated
+ * (read-only). */
+static int s_check_version(bs_store_t *st, int can_migrate, bs_err_t *err)
+{
+    int v = 0;
+    int rc = s_user_version(st, &v, err);
+    if (rc)
+        return rc;
+    if (v == BS_STORE_SCHEMA_VERSION || (can_migrate && v >= 0 && v < BS_STORE_SCHEMA_VERSION))
+        return 0;
+    if (v > BS_STORE_SCHEMA_VERSION)
+        return bs_err_set(err, BS_EDB,
+                          "%s: schema version %d is newer than this bitscout (%d); "
+                          "upgrade bitscout",
+                          st->path, v, BS_STORE_SCHEMA_VERSION);
+    if (v <= 0)
+        return bs_err_set(err, BS_EDB,
+                          "%s: not a bitscout results database (schema version "
+                          "%d)",
+                          st->path, v);
+    return bs_err_set(err, BS_EDB,
+                      "%s: schema version %d is older than this bitscout (%d); open it once "
+                      "for writing (bitscout search) to upgrade it",
+                      st->path, v, BS_STORE_SCHEMA_VERSION);
+}
+
+static int s_setup(bs_store_t *st, bs_err_t *err)
+{
+    if (sqlite3_busy_timeout(st->db, BS__BUSY_TIMEOUT_MS) != SQLITE_OK)
+        return s_err_db(st, err, "setting the busy timeout");
+    sqlite3_extended_result_codes(st->db, 1);
+    return s_exec_sql(st, "PRAGMA foreign_keys = ON", err, "enabling foreign keys");
+}
+
+static int s_set_wal(bs_store_t *st, bs_err_t *err)
+{
+    int rc;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return s_err_db(st, err, "setting WAL mode");
+    }
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        const unsigned char *mode = sqlite3_column_text(s, 0);
+        if (!mode || strcmp((const char *)mode, "wal") != 0)
+            BS_WARN("store", "%s: WAL mode unavailable (journal mode %s); readers may block",
+                    st->path, mode ? (const char *)mode : "?");
+        rc = 0;
+    } else {
+        rc = s_err_db(st, err, "setting WAL mode");
+    }
+    sqlite3_finalize(s);
+    if (rc)
+        return rc;
+    return s_exec_sql(st, "PRAGMA synchronous = NORMAL", err, "setting synchronous mode");
+}
+
+int bs_store_open(const char *path, int readonly, bs_store_t **out, bs_err_t *err)
+{
+    if (!path || !out)
+        return bs_err_set(err, BS_EINVAL, "bs_store_open: path and out are required");
+    *out = NULL;
+    if (readonly) {
+        struct stat sb;
+        if (stat(path, &sb) != 0)
+            return bs_err_set(err, BS_ENOENT, "%s: no such database", path);
+        if (!S_ISREG(sb.st_mode))
+            return bs_err_set(err, BS_EDB, "%s: not a regular file", path);
+    }
+    bs_store_t *st = bs_calloc(1, sizeof *st);
+    if (!st)
+        return bs_err_set(err, BS_ENOMEM, "%s: out of memory opening the database", path);
+    st->path = bs_strdup(path);
+    if (!st->path) {
+        bs_free(st);
+        return bs_err_set(err, BS_ENOMEM, "%s: out of memory opening the database", path);
+    }
+    st->readonly = readonly != 0;
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc;
+    if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+        if (st->db)
+            rc = bs_err_set(err, BS_EDB, "%s: cannot open: %s", path, sqlite3_errmsg(st->db));
+        else
+            rc = bs_err_set(err, BS_ENOMEM, "%s: out of memory opening the database", path);
+    } else {
+        rc = s_setup(st, err);
+        /* Refuse a newer schema before changing anything in the file. */
+        if (rc == 0)
+            rc = s_check_version(st, !readonly, err);
+        if (rc == 0 && !readonly)
+            rc = s_set_wal(st, err);
+        if (rc == 0 && !readonly)
+            rc = s_migrate(st, err);
+    }
+    if (rc) {
+        bs_store_close(&st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void bs_store_close(bs_store_t **stp)
+{
+    if (!stp || !*stp)
+        return;
+    bs_store_t *st = *stp;
+    for (int i = 0; i < BS__Q_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    if (st->db && sqlite3_close(st->db) != SQLITE_OK) {
+        BS_WARN("store", "%s: close: %s", st->path, sqlite3_errmsg(st->db));
+        sqlite3_close_v2(st->db);
+    }
+    bs_free(st->path);
+    bs_free(st);
+    *stp = NULL;
+}
+
+sqlite3 *bs_store_db(bs_store_t *st)
+{
+    return st ? st->db : NULL;
+}
+
+int bs_store_schema_version(bs_store_t *st)
+{
+    int v = 0;
+    int rc = s_user_version(st, &v, NULL);
+    return rc ? rc : v;
+}
+
+int bs_store_begin(bs_store_t *st)
+{
+    return s_exec(st, BS__Q_BEGIN, "begin");
+}
+
+int bs_store_commit(bs_store_t *st)
+{
+    return s_exec(st, BS__Q_COMMIT, "commit");
+}
+
+void bs_store_rollback(bs_store_t *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        s_exec(st, BS__Q_ROLLBACK, "rollback");
+}
+
+/* ---- campaigns -------------------------------------------------------------------------- */
+
+/* The first 12 hex digits of a hash, for messages. */
+static const char *s_short(const char *h, char buf[16])
+{
+    snprintf(buf, 16, "%.12s", h ? h : "none");
+    return buf;
+}
+
+int bs_store_campaign_open(bs_store_t *st, const bs_campaign_rec_t *rec, int64_t *campaign_id,
+                           int *resumed, bs_err_t *err)
+{
+    if (!rec || !rec->name || !rec->name[0])
+        return bs_err_set(err, BS_EINVAL, "%s: a campaign needs a name", st->path);
+    s_tx_t tx;
+    int rc = s_tx_begin(st, &tx);
+    if (rc)
+        return s_err_db(st, err, "starting a transaction");
+    char now[32];
+    s_now(now);
+    int64_t id = 0;
+    int found = 0;
+    sqlite3_stmt *s = s_stmt(st, BS__Q_CAMPAIGN_FIND);
+    if (!s) {
+        rc = s_err_db(st, err, "looking up the campaign");
+        goto done;
+    }
+    s_bind_text(s, 1, rec->name);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        found = 1;
+        id = sqlite3_column_int64(s, 0);
+        const char *sha = (const char *)sqlite3_column_text(s, 1);
+        char a[16], b[16];
+        if (!s_str_eq(sha, rec->model_sha256)) {
+            rc = bs_err_set(err, BS_EEXIST,
+                            "%s: campaign '%s' already exists for a different model (sha256 "
+                            "%s..., this one %s...); choose another campaign name or database",
+                            st->path, rec->name, s_short(sha, a), s_short(rec->model_sha256, b));
+        } else if (!s_str_eq((const char *)sqlite3_column_text(s, 2), rec->space_json)) {
+            rc = bs_err_set(err, BS_EEXIST,
+                            "%s: campaign '%s' already exists with a different search space "
+                            "(layers or precision choices changed); choose another campaign "
+                            "name or database",
+                            st->path, rec->name);
+        }
+    } else if (step != SQLITE_DONE) {
+        rc = s_err_db(st, err, "looking up the campaign");
+    }
+    sqlite3_reset(s);
+    if (rc)
+        goto done;
+
+    if (found) {
+        s = s_stmt(st, BS__Q_CAMPAIGN_REFRESH);
+        if (!s) {
+            rc = s_err_db(st, err, "updating the campaign");
+            goto done;
+        }
+        int b = sqlite3_bind_int64(s, 1, id);
+        b = b ? b : s_bind_text(s, 2, rec->config_path);
+        b = b ? b : s_bind_text(s, 3, rec->config_json);
+        b = b ? b : s_bind_text(s, 4, rec->policy);
+        b = b ? b : sqlite3_bind_int64(s, 5, (int64_t)rec->seed);
+        b = b ? b : sqlite3_bind_int64(s, 6, rec->budget);
+        b = b ? b : sqlite3_bind_text(s, 7, now, -1, SQLITE_TRANSIENT);
+        rc = s_step_done(st, s, b, err, "updating the campaign");
+    } else {
+        s = s_stmt(st, BS__Q_CAMPAIGN_INSERT);
+        if (!s) {
+            rc = s_err_db(st, err, "creating the campaign");
+            goto done;
+        }
+        int b = s_bind_text(s, 1, rec->name);
+        b = b ? b : s_bind_text(s, 2, rec->config_path);
+        b = b ? b : s_bind_text(s, 3, rec->config_json);
+        b = b ? b : s_bind_text(s, 4, rec->model_sha256);
+        b = b ? b : s_bind_text(s, 5, rec->space_json);
+        b = b ? b : s_bind_text(s, 6, rec->policy);
+        b = b ? b : sqlite3_bind_int64(s, 7, (int64_t)rec->seed);
+        b = b ? b : sqlite3_bind_int64(s, 8, rec->budget);
+        b = b ? b : sqlite3_bind_text(s, 9, now, -1, SQLITE_TRANSIENT);
+        rc = s_step_done(st, s, b, err, "creating the campaign");
+        if (rc == 0)
+            id = sqlite3_last_insert_rowid(st->db);
+    }
+done:;
+    int end = s_tx_end(st, &tx, rc);
+    if (end && !rc) /* the commit itself failed (logged) */
+        return bs_err_set(err, end, "%s: could not commit campaign '%s' (see the log)", st->path,
+                          rec->name);
+    if (end)
+        return end;
+    if (campaign_id)
+        *campaign_id = id;
+    if (resumed)
+        *resumed = found;
+    return 0;
+}
+
+int bs_store_campaign_set_status(bs_store_t *st, int64_t campaign_id, const char *status)
+{
+    sqlite3_stmt *s = s_stmt(st, BS__Q_CAMPAIGN_STATUS);
+    if (!s)
+        return BS_EDB;
+    char now[32];
+    s_now(now);
+    int b = sqlite3_bind_int64(s, 1, campaign_id);
+    b = b ? b : s_bind_text(s, 2, status);
+    b = b ? b : sqlite3_bind_text(s, 3, now, -1, SQLITE_TRANSIENT);
+    int rc = s_step_done(st, s, b, NULL, "setting the campaign status");
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        BS_ERROR("store", "%s: no campaign with id %lld", st->path, (long long)campaign_id);
+        return BS_ENOENT;
+    }
+    return rc;
+}
+
+/* ---- agents ----------------------------------------------------------------------------- */
+
+int bs_store_agent_upsert(bs_store_t *st, const bs_agent_rec_t *rec, int64_t *agent_id)
+{
+    if (!rec || !rec->uid || !rec->uid[0]) {
+        BS_ERROR("store", "%s: an agent needs a uid", st->path);
+        return BS_EINVAL;
+    }
+    sqlite3_stmt *s = s_stmt(st, BS__Q_AGENT_UPSERT);
+    if (!s)
+        return BS_EDB;
+    char now[32];
+    s_now(now);
+    int b = s_bind_text(s, 1, rec->uid);
+    b = b ? b : s_bind_text(s, 2, rec->name);
+    b = b ? b : s_bind_text(s, 3, rec->version);
+    b = b ? b : s_bind_text(s, 4, rec->arch);
+    b = b ? b : s_bind_text(s, 5, rec->cpu);
+    b = b ? b : s_bind_text(s, 6, rec->os);
+    b = b ? b : (rec->cores > 0 ? sqlite3_bind_int(s, 7, rec->cores) : sqlite3_bind_null(s, 7));
+    b = b ? b : s_bind_count(s, 8, rec->mem_bytes);
+    b = b ? b : s_bind_text(s, 9, rec->tags);
+    b = b ? b : s_bind_text(s, 10, rec->backends);
+    b = b ? b : s_bind_text(s, 11, rec->device_json);
+    b = b ? b : sqlite3_bind_text(s, 12, now, -1, SQLITE_TRANSIENT);
+    int step = b ? b : sqlite3_step(s);
+    int rc = 0;
+    if (step == SQLITE_ROW) {
+        if (agent_id)
+            *agent_id = sqlite3_column_int64(s, 0);
+        step = sqlite3_step(s); /* finish the statement so the write completes */
+    }
+    if (step != SQLITE_DONE)
+        rc = s_log_db(st, "recording the agent");
+    sqlite3_reset(s);
+    return rc;
+}
+
+int bs_store_agent_seen(bs_store_t *st, int64_t agent_id, const char *state)
+{
+    sqlite3_stmt *s = s_stmt(st, BS__Q_AGENT_SEEN);
+    if (!s)
+        return BS_EDB;
+    char now[32];
+    s_now(now);
+    int b = sqlite3_bind_int64(s, 1, agent_id);
+    b = b ? b : sqlite3_bind_text(s, 2, now, -1, SQLITE_TRANSIENT);
+    b = b ? b : s_bind_text(s, 3, state);
+    int rc = s_step_done(st, s, b, NULL, "updating the agent");
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        BS_ERROR("store", "%s: no agent with id %lld", st->path, (long long)agent_id);
+        return BS_ENOENT;
+    }
+    return rc;
+}
+
+/* ---- configs and evaluations ------------------------------------------------------------ */
+
+int bs_store_config_add(bs_store_t *st, int64_t campaign_id, const char *assignment,
+                        const char *source, int64_t *config_id)
+{
+    if (!assignment) {
+        BS_ERROR("store", "%s: a config needs an assignment", st->path);
+        return BS_EINVAL;
+    }
+    sqlite3_stmt *s = s_stmt(st, BS__Q_CONFIG_INSERT);
+    if (!s)
+        return BS_EDB;
+    char now[32];
+    s_now(now);
+    int b = sqlite3_bind_int64(s, 1, campaign_id);
+    b = b ? b : s_bind_text(s, 2, assignment);
+    b = b ? b : s_bind_text(s, 3, source);
+    b = b ? b : sqlite3_bind_text(s, 4, now, -1, SQLITE_TRANSIENT);
+    int rc = s_step_done(st, s, b, NULL, "adding a config");
+    if (rc)
+        return rc;
+    if (sqlite3_changes(st->db) == 1) {
+        if (config_id)
+            *config_id = sqlite3_last_insert_rowid(st->db);
+        return 0;
+    }
+    /* The (campaign, assignment) pair exists already: report its id. */
+    s = s_stmt(st, BS__Q_CONFIG_FIND);
+    if (!s)
+        return BS_EDB;
+    b = sqlite3_bind_int64(s, 1, campaign_id);
+    b = b ? b : s_bind_text(s, 2, assignment);
+    int step = b ? b : sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        if (config_id)
+            *config_id = sqlite3_column_int64(s, 0);
+        rc = BS_EEXIST;
+    } else {
+        rc = s_log_db(st, "looking up an existing config");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int bs_store_eval_add(bs_store_t *st, const bs_eval_rec_t *rec, int64_t *eval_id)
+{
+    if (!rec)
+        return BS_EINVAL;
+    sqlite3_stmt *s = s_stmt(st, BS__Q_EVAL_INSERT);
+    if (!s)
+        return BS_EDB;
+    const bs_metrics_t *m = &rec->m;
+    int b = sqlite3_bind_int64(s, 1, rec->campaign_id);
+    b = b ? b : sqlite3_bind_int64(s, 2, rec->config_id);
+    b = b ? b : s_bind_id(s, 3, rec->agent_id);
+    b = b ? b : sqlite3_bind_int(s, 4, rec->attempts);
+    b = b ? b : sqlite3_bind_text(s, 5, rec->ok ? "ok" : "failed", -1, SQLITE_STATIC);
+    b = b ? b : s_bind_text_ne(s, 6, rec->error_code);
+    b = b ? b : s_bind_text_ne(s, 7, rec->error_message);
+    b = b ? b : s_bind_dbl(s, 8, m->accuracy);
+    b = b ? b : s_bind_text_ne(s, 9, m->metric);
+    b = b ? b : s_bind_dbl(s, 10, m->lat_min_ms);
+    b = b ? b : s_bind_dbl(s, 11, m->lat_median_ms);
+    b = b ? b : s_bind_dbl(s, 12, m->lat_mean_ms);
+    b = b ? b : s_bind_dbl(s, 13, m->lat_p90_ms);
+    b = b ? b : s_bind_dbl(s, 14, m->lat_p99_ms);
+    b = b ? b : s_bind_dbl(s, 15, m->lat_std_ms);
+    b = b ? b : s_bind_dbl(s, 16, m->lat_cv);
+    b = b ? b : sqlite3_bind_int64(s, 17, m->lat_runs > 0 ? m->lat_runs : 0);
+    b = b ? b : s_bind_count(s, 18, m->weight_bytes);
+    b = b ? b : s_bind_count(s, 19, m->arena_bytes);
+    b = b ? b : s_bind_count(s, 20, m->peak_rss_bytes);
+    b = b ? b : s_bind_dbl(s, 21, m->energy_j);
+    b = b ? b : s_bind_text_ne(s, 22, m->energy_source);
+    b = b ? b : s_bind_text_ne(s, 23, m->energy_reason);
+    b = b ? b : sqlite3_bind_int(s, 24, m->simulated ? 1 : 0);
+    b = b ? b : s_bind_text_ne(s, 25, m->backend);
+    b = b ? b : s_bind_time(s, 26, rec->started_ms);
+    b = b ? b : s_bind_time(s, 27, rec->finished_ms);
+    b = b ? b : s_bind_dbl(s, 28, rec->fetch_ms);
+    b = b ? b : s_bind_dbl(s, 29, rec->run_ms);
+    b = b ? b : s_bind_text(s, 30, rec->result_json);
+    int rc = s_step_done(st, s, b, NULL, "adding an evaluation");
+    if (rc)
+        return rc;
+    if (sqlite3_changes(st->db) == 0)
+        return BS_EEXIST; /* the config already has its evaluation */
+    if (eval_id)
+        *eval_id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+int bs_store_attempt_add(bs_store_t *st, int64_t campaign_id, int64_t config_id, int64_t agent_id,
+                         int attempt, const char *outcome, const char *error_code,
+                         const char *message, int64_t started_ms, int64_t finished_ms)
+{
+    if (!outcome) {
+        BS_ERROR("store", "%s: an attempt needs an outcome", st->path);
+        return BS_EINVAL;
+    }
+    sqlite3_stmt *s = s_stmt(st, BS__Q_ATTEMPT_INSERT);
+    if (!s)
+        return BS_EDB;
+    int b = sqlite3_bind_int64(s, 1, campaign_id);
+    b = b ? b : s_bind_id(s, 2, config_id);
+    b = b ? b : s_bind_id(s, 3, agent_id);
+    b = b ? b : sqlite3_bind_int(s, 4, attempt);
+    b = b ? b : s_bind_text(s, 5, outcome);
+    b = b ? b : s_bind_text_ne(s, 6, error_code);
+    b = b ? b : s_bind_text_ne(s, 7, message);
+    b = b ? b : s_bind_time(s, 8, started_ms);
+    b = b ? b : s_bind_time(s, 9, finished_ms);
+    return s_step_done(st, s, b, NULL, "adding an attempt");
+}
+
+int bs_store_eval_count(bs_store_t *st, int64_t campaign_id, int64_t *n)
+{
+    sqlite3_stmt *s = s_stmt(st, BS__Q_EVAL_COUNT);
+    if (!s)
+        return BS_EDB;
+    int b = sqlite3_bind_int64(s, 1, campaign_id);
+    int step = b ? b : sqlite3_step(s);
+    int rc = 0;
+    if (step == SQLITE_ROW) {
+        if (n)
+            *n = sqlite3_column_int64(s, 0);
+    } else {
+        rc = s_log_db(st, "counting evaluations");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- walks ------------------------------------------------------------------------------ */
+
+int bs_store_each_config(bs_store_t *st, int64_t campaign_id, bs_store_config_cb cb, void *ud)
+{
+    static const char sql[] =
+        "SELECT c.id, c.assignment, EXISTS (SELECT 1 FROM evaluations e "
+        "WHERE e.config_id = c.id) FROM configs c WHERE c.campaign_id = ?1 ORDER BY c.id";
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return s_log_db(st, "listing configs");
+    }
+    int rc = sqlite3_bind_int64(s, 1, campaign_id) ? s_log_db(st, "listing configs") : 0;
+    while (rc == 0) {
+        int step = sqlite3_step(s);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = s_log_db(st, "listing configs");
+            break;
+        }
+        const char *a = (const char *)sqlite3_column_text(s, 1);
+        rc = cb(ud, sqlite3_column_int64(s, 0), a ? a : "", sqlite3_column_int(s, 2));
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int bs_store_each_eval(bs_store_t *st, int64_t campaign_id, bs_store_eval_cb cb, void *ud)
+{
+    static const char sql[] =
+        "SELECT e.id, e.config_id, c.assignment, e.status, e.accuracy, e.metric, "
+        "e.latency_min_ms, e.latency_median_ms, e.latency_mean_ms, e.latency_p90_ms, "
+        "e.latency_p99_ms, e.latency_std_ms, e.latency_cv, e.latency_runs, e.weight_bytes, "
+        "e.arena_bytes, e.peak_rss_bytes, e.energy_j, e.energy_source, e.energy_reason, "
+        "e.simulated, e.backend FROM evaluations e JOIN configs c ON c.id = e.config_id "
+        "WHERE e.campaign_id = ?1 ORDER BY e.id";
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return s_log_db(st, "listing evaluations");
+    }
+    int rc = sqlite3_bind_int64(s, 1, campaign_id) ? s_log_db(st, "listing evaluations") : 0;
+    while (rc == 0) {
+        int step = sqlite3_step(s);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = s_log_db(st, "listing evaluations");
+            break;
+        }
+        bs_metrics_t m;
+        bs_metrics_init(&m);
+        const char *status = (const char *)sqlite3_column_text(s, 3);
+        int ok = status && strcmp(status, "ok") == 0;
+        m.accuracy = s_col_dbl(s, 4);
+        s_col_str(s, 5, m.metric, sizeof m.metric, "");
+        m.lat_min_ms = s_col_dbl(s, 6);
+        m.lat_median_ms = s_col_dbl(s, 7);
+        m.lat_mean_ms = s_col_dbl(s, 8);
+        m.lat_p90_ms = s_col_dbl(s, 9);
+        m.lat_p99_ms = s_col_dbl(s, 10);
+        m.lat_std_ms = s_col_dbl(s, 11);
+        m.lat_cv = s_col_dbl(s, 12);
+        m.lat_runs = sqlite3_column_type(s, 13) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 13);
+        m.weight_bytes = s_col_count(s, 14);
+        m.arena_bytes = s_col_count(s, 15);
+        m.peak_rss_bytes = s_col_count(s, 16);
+        m.energy_j = s_col_dbl(s, 17);
+        s_col_str(s, 18, m.energy_source, sizeof m.energy_source, "none");
+        s_col_str(s, 19, m.energy_reason, sizeof m.energy_reason, "");
+        m.simulated = sqlite3_column_int(s, 20) != 0;
+        s_col_str(s, 21, m.backend, sizeof m.backend, "");
+        const char *a = (const char *)sqlite3_column_text(s, 2);
+        rc = cb(ud, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), a ? a : "", ok, &m);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- Pareto front and progress ---------------------------------------------------------- */
+
+int bs_store_pareto_replace(bs_store_t *st, int64_t campaign_id, const int64_t *eval_ids, int n)
+{
+    if (n < 0 || (n > 0 && !eval_ids))
+        return BS_EINVAL;
+    s_tx_t tx;
+    int rc = s_tx_begin(st, &tx);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = s_stmt(st, BS__Q_PARETO_CLEAR);
+    if (!s)
+        rc = BS_EDB;
+    else
+        rc = s_step_done(st, s, sqlite3_bind_int64(s, 1, campaign_id), NULL,
+                         "clearing the Pareto front");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        s = s_stmt(st, BS__Q_PARETO_INSERT);
+        if (!s) {
+            rc = BS_EDB;
+            break;
+        }
+        int b = sqlite3_bind_int64(s, 1, campaign_id);
+        b = b ? b : sqlite3_bind_int64(s, 2, eval_ids[i]);
+        rc = s_step_done(st, s, b, NULL, "recording the Pareto front");
+    }
+    return s_tx_end(st, &tx, rc);
+}
+
+int bs_store_progress_add(bs_store_t *st, int64_t campaign_id, int64_t evals, int front_size,
+                          double hypervolume)
+{
+    sqlite3_stmt *s = s_stmt(st, BS__Q_PROGRESS_INSERT);
+    if (!s)
+        return BS_EDB;
+    char now[32];
+    s_now(now);
+    int b = sqlite3_bind_int64(s, 1, campaign_id);
+    b = b ? b : sqlite3_bind_text(s, 2, now, -1, SQLITE_TRANSIENT);
+    b = b ? b : sqlite3_bind_int64(s, 3, evals);
+    b = b ? b : sqlite3_bind_int(s, 4, front_size);
+    b = b ? b : s_bind_dbl(s, 5, hypervolume);
+    return s_step_done(st, s, b, NULL, "recording progress");
+}
