@@ -76,7 +76,7 @@ static int s_collect(const Onnx__GraphProto *g, bs_model_info_t *out, bs_err_t *
         return bs_err_set(err, BS_ENOMEM, "out of memory");
     for (size_t i = 0; i < g->n_initializer && rc == 0; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
-        int64_t e;
+        int64_t e = 0;
         if ((rc = s_tensor_elems(t, &e, err)) == 0) {
             consts[nc].name = t->name;
             consts[nc++].elems = e;
@@ -89,7 +89,7 @@ static int s_collect(const Onnx__GraphProto *g, bs_model_info_t *out, bs_err_t *
             continue;
         for (size_t a = 0; a < n->n_attribute; a++) {
             const Onnx__AttributeProto *at = n->attribute[a];
-            int64_t e;
+            int64_t e = 0;
             if (at->name && !strcmp(at->name, "value") && at->t &&
                 (rc = s_tensor_elems(at->t, &e, err)) == 0) {
                 consts[nc].name = n->output[0];

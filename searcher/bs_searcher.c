@@ -1404,9 +1404,11 @@ done:
         }
         s_wait_locals(s);
         uv_walk(&s->loop, s_close_walk, NULL);
-        uv_run(&s->loop, UV_RUN_DEFAULT);
     }
-    uv_loop_close(&s->loop);
+    /* uv_run returns at once when uv_stop was called before it; loop until every close
+     * callback has run and the loop can be closed. */
+    for (int i = 0; i < 100 && uv_loop_close(&s->loop) == UV_EBUSY; i++)
+        uv_run(&s->loop, UV_RUN_NOWAIT);
     bs_progress_destroy(&s->progress);
     while (s->queue) {
         s_job_t *j = s->queue;
