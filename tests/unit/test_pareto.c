@@ -7,6 +7,7 @@
 #include "bs_pareto.h"
 #include "bs_policy.h"
 #include "bs_test.h"
+#include "bs_util.h"
 
 static bs_metrics_t s_point(double acc, double lat)
 {
