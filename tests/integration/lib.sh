@@ -16,8 +16,10 @@ cleanup() {
   if [ $rc -ne 0 ]; then
     echo "--- test failed (rc=$rc); logs in $T:"
     for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done
-  else
+  elif [ -z "${BS_KEEP:-}" ]; then
     rm -rf "$T"
+  else
+    echo "kept $T"
   fi
 }
 trap cleanup EXIT
