@@ -1,0 +1,66 @@
+/*
+ * bs_kernels.h - float32 compute kernels with run-time instruction-set dispatch.
+ *
+ * Every kernel has a portable C reference; AVX2+FMA (x86-64) and NEON (arm64) versions live in
+ * their own files (one instruction set per file, compiled with that file's flags only) and are
+ * chosen once, at first use, from CPU feature detection. Tests force each available ISA with
+ * bs_kernels_select() and compare against the reference on random shapes including odd sizes
+ * and tails. Kernels never allocate: callers ask for scratch sizes and pass buffers.
+ *
+ * GEMM convention (weights are the packed operand, fixed at prepare time):
+ *     Y[m, n] = act( sum_k X[m, k] * W[n, k] + bias[n] ),   m < M, n < N, k < K
+ * X and Y are addressed through strides, so one kernel serves Gemm/MatMul (X row-major,
+ * Y row-major) and NCHW convolution through im2col (X = the column matrix read transposed,
+ * Y = the output channel planes, i.e. Y strides (1, P)).
+ */
+#ifndef BS_KERNELS_H
+#define BS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bs_threadpool.h"
+
+/* "avx2", "neon" or "scalar": what the dispatcher chose. */
+const char *bs_kernels_isa(void);
+/* Forces an ISA ("scalar" always works); BS_EUNSUPPORTED if this CPU or build lacks it. */
+int bs_kernels_select(const char *isa);
+/* Comma-separated ISAs this build and CPU can run, e.g. "scalar,avx2". */
+const char *bs_kernels_available(void);
+
+enum { BS_KACT_NONE = 0, BS_KACT_RELU = 1, BS_KACT_CLIP = 2 }; /* = BS_ACT_* */
+
+/* Packed weight size in bytes for an N x K weight, for the currently selected ISA. */
+size_t bs_gemm_packed_size(int N, int K);
+/* Packs W, element (n, k) at W[n * sn + k * sk], into dst (bs_gemm_packed_size bytes,
+ * 64-byte aligned). Pack again after bs_kernels_select changes the ISA. */
+void bs_gemm_pack(const float *W, int64_t sn, int64_t sk, int N, int K, void *dst);
+/* Scratch bytes bs_gemm needs for these sizes with this many threads. */
+size_t bs_gemm_scratch_size(int M, int N, int K, int threads);
+/* Y = act(X * W^T + bias). bias may be NULL. X element (m,k) at X[m*sxm + k*sxk]; Y element
+ * (m,n) at Y[m*sym + n*syn]. lo/hi are the Clip bounds (act == BS_KACT_CLIP). */
+void bs_gemm(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk, const void *Wp,
+             const float *bias, float *Y, int64_t sym, int64_t syn, int act, float lo, float hi,
+             void *scratch, bs_threadpool_t *pool);
+
+/* 2-D convolution geometry (NCHW, one image, one group's slice handled by the caller). */
+typedef struct bs_conv2d {
+    int C, H, W;              /* input channels (of this group), height, width */
+    int KH, KW;
+    int OH, OW;
+    int sh, sw;               /* strides */
+    int dh, dw;               /* dilations */
+    int pt, pl;               /* top and left padding (bottom/right implied by OH/OW) */
+} bs_conv2d_t;
+
+/* im2col: col[(c*KH + kh)*KW + kw][oh*OW + ow], zero where the window reads padding.
+ * col holds C*KH*KW * OH*OW floats. */
+void bs_im2col(const bs_conv2d_t *g, const float *x, float *col);
+/* Depthwise 2-D convolution: each of C channels convolved with its own KH x KW filter
+ * w[c][kh][kw]; y[c][oh][ow] = act(sum + bias[c]). bias may be NULL. Parallel over
+ * channels. */
+void bs_conv2d_depthwise(const bs_conv2d_t *g, const float *x, const float *w,
+                         const float *bias, float *y, int act, float lo, float hi,
+                         bs_threadpool_t *pool);
+
+#endif

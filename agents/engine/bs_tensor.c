@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int bs__placeholder_t;
