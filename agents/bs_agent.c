@@ -58,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -172,6 +173,31 @@ char *bs_agent_default_cache_dir(void)
         return NULL;
     }
     return b.data;
+}
+
+/* One process per (cache dir, name): two agents sharing an id would keep replacing each
+ * other's session at the searcher. The lock is an flock on agent-id-<name>.lock, released when
+ * the agent stops (or dies). */
+static int s_lock_name(const char *cache_dir, const char *name, int *fd_out, bs_err_t *err)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/agent-id-%s.lock", cache_dir, name) >= (int)sizeof path)
+        return bs_err_set(err, BS_EINVAL, "%s: cache directory path too long", cache_dir);
+    for (char *p = path + strlen(cache_dir) + 1; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-'))
+            *p = '_';
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return bs_err_set(err, BS_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return bs_err_set(err, BS_EBUSY,
+                          "another bitscout-agent named '%s' is running with cache directory %s; "
+                          "give each agent its own --name or --cache-dir", name, cache_dir);
+    }
+    *fd_out = fd;
+    return 0;
 }
 
 int bs_agent_load_id(const char *cache_dir, const char *name, char out[33], bs_err_t *err)
@@ -560,7 +586,12 @@ static void s_on_chunk(s_agent_t *a, const bs_wire_msg_t *w, uint64_t now)
                  (unsigned long long)offset);
         return;
     }
-    if (strcmp(sha, want) != 0 || offset != j->asked_offset) {
+    if (strcmp(sha, want) != 0) {
+        /* A late duplicate of an earlier file's CHUNK (its FETCH was re-sent): harmless. */
+        BS_DEBUG("agent", "job %lld: stale CHUNK of %.16s... ignored", (long long)j->id, sha);
+        return;
+    }
+    if (offset != j->asked_offset) {
         snprintf(text, sizeof text,
                  "CHUNK of %s at offset %llu, but FETCH asked for %s at "
                  "offset %llu",
@@ -591,12 +622,14 @@ static void s_on_chunk(s_agent_t *a, const bs_wire_msg_t *w, uint64_t now)
         s_send_fetch(a, now);
         return;
     }
+    char done_sha[BS_SHA256_HEX_LEN + 1];
+    snprintf(done_sha, sizeof done_sha, "%s", want); /* want dies with j->dl below */
     if ((rc = bs_cache_finish(a->cache, &j->dl, &err)) != 0) {
         bs_err_prefix(&err, "%s (%s)", j->files[j->cur].name, j->files[j->cur].role);
         s_job_fail(a, rc, err.msg);
         return;
     }
-    BS_DEBUG("agent", "job %lld: %s fetched and verified", (long long)j->id, want);
+    BS_DEBUG("agent", "job %lld: %s fetched and verified", (long long)j->id, done_sha);
     s_job_advance(a, now);
 }
 
@@ -649,12 +682,15 @@ static int s_socket_open(s_agent_t *a)
         BS_ERROR("agent", "cannot create a ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
         return BS_EZMQ;
     }
-    int linger = 0, ivl = 100, ivl_max = 5000;
+    int linger = 0, ivl = 100, ivl_max = 5000, immediate = 1;
     int64_t maxmsg = BS_PROTO_MAX_MSG;
     zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    /* Queue nothing while disconnected: backoff HELLOs must not pile up and arrive all at
+     * once when the searcher comes back. */
+    zmq_setsockopt(a->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
     if (zmq_connect(a->sock, a->opts->endpoint) != 0) {
         BS_ERROR("agent", "cannot connect to '%s': %s", a->opts->endpoint,
                  zmq_strerror(zmq_errno()));
@@ -1015,9 +1051,10 @@ int bs_agent_run(const bs_agent_opts_t *opts, volatile sig_atomic_t *stop)
         BS_ERROR("agent", "no cache directory: set --cache-dir, BITSCOUT_CACHE_DIR or HOME");
         return BS_EINVAL;
     }
-    int rc;
+    int rc, lock_fd = -1;
     bs_err_t err = {0};
     if ((rc = bs_cache_open(dir, &a.cache, &err)) != 0 ||
+        (rc = s_lock_name(dir, a.name, &lock_fd, &err)) != 0 ||
         (rc = bs_agent_load_id(dir, a.name, a.id, &err)) != 0) {
         BS_ERROR("agent", "%s", err.msg);
         goto done;
@@ -1080,6 +1117,8 @@ done:
         close(a.pipe_wr);
     cJSON_Delete(a.hello);
     bs_cache_close(&a.cache);
+    if (lock_fd >= 0)
+        close(lock_fd);
     bs_free(dir);
     return rc;
 }

@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <uv.h>
 #include <zmq.h>
 
@@ -463,6 +464,18 @@ static const char *s_str(const cJSON *o, const char *k, const char *dflt)
     return cJSON_IsString(it) ? it->valuestring : dflt;
 }
 
+static void s_send_welcome(s_searcher_t *s, const s_agent_t *a)
+{
+    cJSON *wel = bs_msg_new(BS_MSG_WELCOME);
+    if (wel) {
+        cJSON_AddNumberToObject(wel, "heartbeat_ms", s->hb_ms);
+        cJSON_AddNumberToObject(wel, "liveness", s->liveness);
+        cJSON_AddStringToObject(wel, "searcher", "bitscout " BS_VERSION);
+        cJSON_AddStringToObject(wel, "campaign", s->cfg->name);
+    }
+    s_send(s, a->rid, a->rid_len, wel, NULL, 0);
+}
+
 static void s_on_hello(s_searcher_t *s, const bs_wire_msg_t *w)
 {
     const cJSON *m = w->msg;
@@ -474,14 +487,30 @@ static void s_on_hello(s_searcher_t *s, const bs_wire_msg_t *w)
 
     /* The same routing id saying HELLO again, or the same agent on a new connection: the old
      * session ends, and a job it held is an attempt that failed. */
+    uint64_t now = bs_now_ms();
     s_agent_t *old = s_agent_by_rid(s, w->id, w->id_len);
+    if (old && strcmp(old->uid, uid) == 0) {
+        /* A repeated HELLO on the same connection (a backoff resend that crossed our
+         * WELCOME): the session stands, its job too. */
+        old->last_seen = now;
+        s_send_welcome(s, old);
+        return;
+    }
     if (old)
-        s_agent_drop(s, old, "re-sent HELLO");
+        s_agent_drop(s, old, "re-sent HELLO with another agent id");
     for (int i = 0; i < s->n_agents; i++) {
-        if (strcmp(s->agents[i]->uid, uid) == 0) {
-            s_agent_drop(s, s->agents[i], "reconnected as a new session");
-            break;
+        s_agent_t *same = s->agents[i];
+        if (strcmp(same->uid, uid) != 0)
+            continue;
+        if (same->last_seen + (uint64_t)s->hb_ms * 2 >= now) {
+            /* The old session is alive: two processes claim one id. Refuse the newcomer;
+             * a restarted agent gets in once the old session falls silent. */
+            s_send_error(s, w->id, w->id_len, BS_EBUSY,
+                         "an agent with this agent_id is already connected", BS_MSG_HELLO);
+            return;
         }
+        s_agent_drop(s, same, "reconnected as a new session");
+        break;
     }
     if (s->n_agents >= S_MAX_AGENTS) {
         s_send_error(s, w->id, w->id_len, BS_EBUSY, "too many agents", BS_MSG_HELLO);
@@ -537,14 +566,7 @@ static void s_on_hello(s_searcher_t *s, const bs_wire_msg_t *w)
     bs_free(tag_s);
     bs_free(be_s);
     bs_free(dev_s);
-    cJSON *wel = bs_msg_new(BS_MSG_WELCOME);
-    if (wel) {
-        cJSON_AddNumberToObject(wel, "heartbeat_ms", s->hb_ms);
-        cJSON_AddNumberToObject(wel, "liveness", s->liveness);
-        cJSON_AddStringToObject(wel, "searcher", "bitscout " BS_VERSION);
-        cJSON_AddStringToObject(wel, "campaign", s->cfg->name);
-    }
-    s_send(s, w->id, w->id_len, wel, NULL, 0);
+    s_send_welcome(s, a);
 }
 
 static void s_on_result(s_searcher_t *s, s_agent_t *a, const cJSON *m)
@@ -651,7 +673,7 @@ static void s_handle(s_searcher_t *s, bs_wire_msg_t *w, int rc, const bs_err_t *
 {
     if (rc) {
         BS_WARN(S_MOD, "bad message from a peer: %s: %s", bs_err_name(rc), e->msg);
-        if (w->id_len)
+        if (w->id_len && w->type != BS_MSG_ERROR)
             s_send_error(s, w->id, w->id_len, rc, e->msg, w->type);
         return;
     }
@@ -944,12 +966,12 @@ static void s_check_end(s_searcher_t *s)
 static void s_tick(uv_timer_t *t)
 {
     s_searcher_t *s = t->data;
-    uint64_t now = bs_now_ms();
     uint64_t dead_after = (uint64_t)s->hb_ms * (uint64_t)s->liveness;
     s_drain(s);
+    uint64_t now = bs_now_ms(); /* after the drain: last_seen may have just moved */
     for (int i = 0; i < s->n_agents; i++) {
         s_agent_t *a = s->agents[i];
-        if (now - a->last_seen > dead_after) {
+        if (a->last_seen + dead_after < now) {
             s_agent_drop(s, a, "silent past its liveness");
             i--;
             continue;
@@ -1343,7 +1365,13 @@ int bs_search_run(const bs_search_opts_t *opts, bs_err_t *err)
     if (strcmp(s->cfg->backend, "sim") == 0)
         BS_WARN(S_MOD, "measure.backend is \"sim\": results are synthetic (a test and scale "
                        "tool), stored with simulated=1, not measurements");
-    s->job_seq_base = (bs_wall_ms() / 1000) % 8000000 * 1000000;
+    /* Job ids: a random per-process base (under 2^53 with room for 10^6 jobs), so a RESULT
+     * for a job of an earlier searcher process never matches one of ours. */
+    if (sodium_init() < 0) {
+        rc = bs_err_set(err, BS_EIO, "libsodium failed to initialise");
+        goto done;
+    }
+    s->job_seq_base = ((int64_t)randombytes_uniform(8000000u) + 1) * 1000000;
     if (s->cfg->budget_wall_s > 0)
         s->wall_deadline = bs_now_ms() + (uint64_t)(s->cfg->budget_wall_s * 1000);
     if ((rc = s_bind(s)))
