@@ -675,7 +675,10 @@ static int s_infer_fold(bs_graph_t *g, bs_err_t *err)
             if (t && !t->has_shape)
                 return bs_node_err(err, n, BS_EMODEL, "output '%s' got no shape", t->name);
         }
-        if (n->op->foldable && s_all_inputs_const(g, n) && (rc = s_fold(g, i, err)))
+        /* Shape and Size read only their input's (static) shape: always foldable. */
+        int shape_only = !strcmp(n->op_type, "Shape") || !strcmp(n->op_type, "Size");
+        if (n->op->foldable && (shape_only || s_all_inputs_const(g, n)) &&
+            (rc = s_fold(g, i, err)))
             return rc;
     }
     return 0;

@@ -24,4 +24,11 @@ grep -q 'none.db' "$T/o.txt" || fail "missing db not named"
 "$BS_BIN/bitscout" query bogus > "$T/o.txt" 2>&1; [ $? -eq 2 ] || fail "query bogus"
 "$BS_BIN/bitscout-agent" --bogus > "$T/o.txt" 2>&1; [ $? -eq 2 ] || fail "agent bogus flag"
 "$BS_BIN/bitscout" --version | grep -q bitscout || fail "--version"
+# Two agents with one name and cache directory would share an id: the second one refuses.
+"$BS_BIN/bitscout-agent" --connect tcp://127.0.0.1:9 --name twin --cache-dir "$T/c" > "$T/a1.log" 2>&1 &
+PIDS+=("$!")
+sleep 0.5
+"$BS_BIN/bitscout-agent" --connect tcp://127.0.0.1:9 --name twin --cache-dir "$T/c" > "$T/o.txt" 2>&1
+[ $? -eq 1 ] || fail "second agent with the same name should exit 1"
+grep -q "another bitscout-agent named 'twin'" "$T/o.txt" || fail "no duplicate-name message: $(cat "$T/o.txt")"
 ok "command-line and config errors"
