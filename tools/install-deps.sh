@@ -9,7 +9,7 @@ PACKAGES=(
   libzmq3-dev libsqlite3-dev libcjson-dev libuv1-dev          # the mandated core
   libsodium-dev zlib1g-dev                                     # hashing/CURVE, gzip data
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev            # ONNX via protobuf-c
-  dataset-fashion-mnist                                        # demo and test data
+  dataset-fashion-mnist libonnx-testdata                       # demo data; ONNX backend tests
   sqlite3 procps                                               # tests query the db; pgrep/pkill
 )
 
