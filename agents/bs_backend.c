@@ -8,6 +8,7 @@
 
 static const bs_backend_ops_t *const s_registry[] = {
     &bs_backend_sim,
+    &bs_backend_engine,
 };
 
 #define S_N_BACKENDS ((int)(sizeof s_registry / sizeof s_registry[0]))

@@ -9,8 +9,8 @@
  * to call from any thread (no global mutable state without a lock).
  *
  * Backends are listed in one static registry (bs_backend.c); the agent advertises their names
- * in HELLO and picks one by the JOB's "backend" field. Today: "sim", a synthetic device for
- * tests and scale. The built-in inference engine ("engine", issue 3) registers beside it.
+ * in HELLO and picks one by the JOB's "backend" field: "sim", a synthetic device for tests and
+ * scale, and "engine", the built-in inference engine (bs_backend_engine.c, bs_run.h).
  */
 #ifndef BS_BACKEND_H
 #define BS_BACKEND_H
@@ -60,5 +60,6 @@ cJSON *bs_backend_names(void);
 
 /* The backends themselves (defined in bs_backend_<name>.c). */
 extern const bs_backend_ops_t bs_backend_sim;
+extern const bs_backend_ops_t bs_backend_engine; /* bs_backend_engine.c: the built-in engine */
 
 #endif

@@ -1,2 +1,779 @@
-/* placeholder: being written */
-typedef int bs__placeholder_t;
+/*
+ * bs_run.c - load, evaluate and time a model with the built-in engine (see bs_run.h), and the
+ * `bitscout-agent run` subcommand built from the same functions.
+ *
+ * Evaluation feeds the data set through input 0 in batches of the model's batch size (the
+ * last batch padded with zeros, its extra outputs ignored) and keeps the first output of each
+ * sample, so metrics are computed once over all of them. Timing uses CLOCK_MONOTONIC around
+ * bs_graph_run only: copying inputs is not part of a sample. The subcommand reads the few keys
+ * it needs from a campaign file with cJSON (the agent does not link the searcher's config
+ * parser): model, data.eval.images / labels / count and data.preprocess, paths relative to
+ * the campaign file.
+ */
+#include "bs_run.h"
+
+#include "bs_alloc.h"
+#include "bs_kernels.h"
+#include "bs_log.h"
+#include "bs_model.h"
+#include "bs_npy.h"
+#include "bs_precision.h"
+#include "bs_util.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_CONFIG_MAX ((size_t)1 << 20)
+
+static int s_canceled(const atomic_int *cancel)
+{
+    return cancel && atomic_load(cancel);
+}
+
+static double s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- measure settings ---------------------------------------------------------------------- */
+
+void bs_measure_defaults(bs_measure_opts_t *m)
+{
+    m->warmup_runs = 5;
+    m->min_runs = 20;
+    m->min_time_ms = 500;
+    m->max_time_ms = 10000;
+}
+
+static int s_json_num(const cJSON *obj, const char *key, double lo, double hi, int whole,
+                      double *out, bs_err_t *err)
+{
+    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < lo ||
+        it->valuedouble > hi || (whole && it->valuedouble != floor(it->valuedouble)))
+        return bs_err_set(err, BS_EINVAL, "measure.%s: expected a%s number in [%g, %g]", key,
+                          whole ? " whole" : "", lo, hi);
+    *out = it->valuedouble;
+    return 0;
+}
+
+int bs_measure_from_json(const cJSON *measure, bs_measure_opts_t *out, bs_err_t *err)
+{
+    bs_measure_defaults(out);
+    if (measure && !cJSON_IsObject(measure))
+        return bs_err_set(err, BS_EINVAL, "measure: expected an object");
+    double w = (double)out->warmup_runs, r = (double)out->min_runs;
+    double tmin = out->min_time_ms, tmax = out->max_time_ms;
+    int rc;
+    if ((rc = s_json_num(measure, "warmup_runs", 0, 100000, 1, &w, err)) ||
+        (rc = s_json_num(measure, "min_runs", 1, BS_RUN_MAX_SAMPLES, 1, &r, err)) ||
+        (rc = s_json_num(measure, "min_time_ms", 0, 1e9, 0, &tmin, err)) ||
+        (rc = s_json_num(measure, "max_time_ms", 0, 1e9, 0, &tmax, err)))
+        return rc;
+    if (!(tmax > 0) || tmax < tmin)
+        return bs_err_set(err, BS_EINVAL,
+                          "measure.max_time_ms: expected a number > 0 and >= "
+                          "measure.min_time_ms (%g); got %g",
+                          tmin, tmax);
+    out->warmup_runs = (int64_t)w;
+    out->min_runs = (int64_t)r;
+    out->min_time_ms = tmin;
+    out->max_time_ms = tmax;
+    return 0;
+}
+
+/* ---- load and check ------------------------------------------------------------------------ */
+
+int bs_run_load(const char *model_path, int threads, bs_graph_t **g, bs_err_t *err)
+{
+    bs_graph_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.threads = threads >= 1 ? threads : 1;
+    o.free_dim = 1;
+    return bs_graph_load(model_path, &o, g, err);
+}
+
+int bs_run_check_assignment(const char *model_path, const char *assignment, bs_err_t *err)
+{
+    if (!assignment || !*assignment)
+        return 0;
+    bs_model_info_t mi;
+    int rc = bs_model_info_load(model_path, &mi, err);
+    if (rc)
+        return rc;
+    int n = mi.n_layers;
+    bs_prec_t *precs = bs_malloc(sizeof *precs * (size_t)(n ? n : 1));
+    const char **names = bs_malloc(sizeof *names * (size_t)(n ? n : 1));
+    if (!precs || !names) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        precs[i] = BS_PREC_FP32;
+        names[i] = mi.layers[i].name;
+    }
+    if ((rc = bs_spec_apply(assignment, names, n, precs, err)) != 0) {
+        bs_err_prefix(err, "assignment");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!bs_prec_eq(precs[i], BS_PREC_FP32)) {
+            char p[BS_PREC_TEXT_MAX];
+            bs_prec_format(precs[i], p);
+            rc = bs_err_set(err, BS_EUNSUPPORTED,
+                            "layer %s asks for %s; quantization arrives "
+                            "with issue 4 (this engine runs fp32 only: w32a32)",
+                            names[i], p);
+            goto done;
+        }
+    }
+done:
+    bs_free(precs);
+    bs_free(names);
+    bs_model_info_free(&mi);
+    return rc;
+}
+
+/* ---- evaluate ------------------------------------------------------------------------------ */
+
+int bs_run_evaluate(bs_graph_t *g, const bs_dataset_t *ds, const float *ref,
+                    const atomic_int *cancel, bs_eval_t *out, float **outputs, bs_err_t *err)
+{
+    char s1[96];
+    out->accuracy = NAN;
+    out->sqnr_db = NAN;
+    out->metric[0] = '\0';
+    out->samples = 0;
+    out->classes = 0;
+    if (outputs)
+        *outputs = NULL;
+    const bs_tensor_t *in = bs_graph_input(g, 0), *o = bs_graph_output(g, 0);
+    if (!in || !o)
+        return bs_err_set(err, BS_EMODEL, "the model has no %s", in ? "output" : "input");
+    if (g->n_inputs != 1)
+        return bs_err_set(err, BS_EUNSUPPORTED,
+                          "the model has %d inputs; evaluating on a data "
+                          "set feeds exactly one",
+                          g->n_inputs);
+    if (in->dtype != BS_DT_FLOAT)
+        return bs_err_set(err, BS_EUNSUPPORTED,
+                          "input '%s' takes %s; the data set path feeds "
+                          "preprocessed float32",
+                          in->name, bs_dtype_name(in->dtype));
+    if (o->dtype != BS_DT_FLOAT)
+        return bs_err_set(err, BS_EUNSUPPORTED, "output '%s' is %s; metrics need float32", o->name,
+                          bs_dtype_name(o->dtype));
+    int64_t B = in->shape.rank >= 1 ? in->shape.d[0] : 1;
+    int64_t per = B > 0 ? bs_shape_numel(&in->shape) / B : 0;
+    int64_t onumel = bs_shape_numel(&o->shape);
+    if (B < 1 || per != ds->sample_numel)
+        return bs_err_set(err, BS_EINVAL,
+                          "the data set's samples hold %lld values; input '%s' "
+                          "%s takes %lld a batch entry",
+                          (long long)ds->sample_numel, in->name,
+                          bs_shape_str(&in->shape, s1, sizeof s1), (long long)per);
+    if (onumel < B || onumel % B != 0)
+        return bs_err_set(err, BS_EMODEL,
+                          "output '%s' %s does not split into %lld batch "
+                          "entries",
+                          o->name, bs_shape_str(&o->shape, s1, sizeof s1), (long long)B);
+    int64_t classes = onumel / B, n = ds->count;
+    float *outs = bs_malloc(sizeof(float) * (size_t)(n * classes > 0 ? n * classes : 1));
+    float *batch = B > 1 ? bs_malloc(sizeof(float) * (size_t)(B * per)) : NULL;
+    int rc = 0;
+    if (!outs || (B > 1 && !batch)) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory for the outputs of %lld samples",
+                        (long long)n);
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i += B) {
+        if (s_canceled(cancel)) {
+            rc = bs_err_set(err, BS_ECANCELED, "canceled");
+            goto done;
+        }
+        int64_t k = n - i < B ? n - i : B;
+        const float *x = ds->x + i * per;
+        if (B > 1) {
+            memcpy(batch, x, sizeof(float) * (size_t)(k * per));
+            memset(batch + k * per, 0, sizeof(float) * (size_t)((B - k) * per));
+            x = batch;
+        }
+        if ((rc = bs_graph_set_input(g, 0, BS_DT_FLOAT, x, in->nbytes, err)) ||
+            (rc = bs_graph_run(g, err)))
+            goto done;
+        memcpy(outs + i * classes, o->data, sizeof(float) * (size_t)(k * classes));
+    }
+    out->samples = n;
+    out->classes = classes;
+    if (ds->labels) {
+        strcpy(out->metric, "top1");
+        if ((rc = bs_metric_top1(outs, n, classes, ds->labels, &out->accuracy, err)))
+            goto done;
+    } else {
+        strcpy(out->metric, "top1_agreement");
+        const float *r = ref ? ref : outs; /* the model is its own float32 reference */
+        out->accuracy = bs_metric_agreement(outs, r, n, classes);
+        out->sqnr_db = bs_metric_sqnr_db(outs, r, n * classes);
+    }
+    if (outputs) {
+        *outputs = outs;
+        outs = NULL;
+    }
+done:
+    bs_free(outs);
+    bs_free(batch);
+    return rc;
+}
+
+/* ---- time ---------------------------------------------------------------------------------- */
+
+int bs_run_time(bs_graph_t *g, const bs_measure_opts_t *m, const atomic_int *cancel,
+                bs_latency_stats_t *st, bs_err_t *err)
+{
+    int rc;
+    for (int64_t i = 0; i < m->warmup_runs; i++) {
+        if (s_canceled(cancel))
+            return bs_err_set(err, BS_ECANCELED, "canceled");
+        if ((rc = bs_graph_run(g, err)))
+            return rc;
+    }
+    int64_t min_runs = m->min_runs < 1 ? 1 : m->min_runs;
+    if (min_runs > BS_RUN_MAX_SAMPLES)
+        min_runs = BS_RUN_MAX_SAMPLES;
+    size_t cap = m->min_time_ms > 0 ? BS_RUN_MAX_SAMPLES : (size_t)min_runs;
+    double *samples = bs_malloc(sizeof *samples * cap);
+    if (!samples)
+        return bs_err_set(err, BS_ENOMEM, "out of memory for %zu latency samples", cap);
+    size_t n = 0;
+    double begin = s_now_ms();
+    rc = 0;
+    for (;;) {
+        if (s_canceled(cancel)) {
+            rc = bs_err_set(err, BS_ECANCELED, "canceled");
+            break;
+        }
+        double t0 = s_now_ms();
+        if ((rc = bs_graph_run(g, err)))
+            break;
+        double t1 = s_now_ms();
+        samples[n++] = t1 - t0;
+        double elapsed = t1 - begin;
+        if (((int64_t)n >= min_runs && elapsed >= m->min_time_ms) || elapsed >= m->max_time_ms ||
+            n >= cap)
+            break;
+    }
+    if (rc == 0 && (rc = bs_stats_compute(samples, n, st)))
+        bs_err_set(err, rc, "latency statistics failed");
+    bs_free(samples);
+    return rc;
+}
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+int bs_run_rss_reset(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, "5", 1);
+    close(fd);
+    return w == 1 ? 0 : -1;
+}
+
+int64_t bs_run_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    int64_t kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        long long v;
+        if (sscanf(line, "VmHWM: %lld kB", &v) == 1) {
+            kb = v;
+            break;
+        }
+    }
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+/* ---- a job --------------------------------------------------------------------------------- */
+
+/* Fills every input with zeros (timing without data). */
+static int s_zero_inputs(bs_graph_t *g, bs_err_t *err)
+{
+    size_t most = 0;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (bs_graph_input(g, i)->nbytes > most)
+            most = bs_graph_input(g, i)->nbytes;
+    void *z = bs_calloc(1, most ? most : 1);
+    if (!z)
+        return bs_err_set(err, BS_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < g->n_inputs && rc == 0; i++) {
+        const bs_tensor_t *t = bs_graph_input(g, i);
+        rc = bs_graph_set_input(g, i, t->dtype, z, t->nbytes, err);
+    }
+    bs_free(z);
+    return rc;
+}
+
+int bs_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err)
+{
+    bs_metrics_init(out);
+    if (bs_run_rss_reset() != 0)
+        BS_DEBUG("engine", "cannot reset the peak RSS (/proc/self/clear_refs refused): "
+                           "peak_rss_bytes is the process's peak since it started");
+    int rc = bs_run_check_assignment(job->model_path, job->assignment, err);
+    if (rc)
+        return rc;
+    if (s_canceled(job->cancel))
+        return bs_err_set(err, BS_ECANCELED, "canceled");
+    uint64_t t0 = bs_now_ms();
+    bs_graph_t *g = NULL;
+    if ((rc = bs_run_load(job->model_path, job->threads, &g, err)))
+        return rc;
+    if (job->load_ms)
+        *job->load_ms = (int64_t)(bs_now_ms() - t0);
+    bs_dataset_t ds;
+    memset(&ds, 0, sizeof ds);
+    bs_eval_t ev = {.accuracy = NAN};
+    if (job->images) {
+        const bs_tensor_t *in = bs_graph_input(g, 0);
+        bs_preprocess_t dflt;
+        bs_preprocess_default(&dflt);
+        if (!in) {
+            rc = bs_err_set(err, BS_EMODEL, "the model has no input");
+            goto done;
+        }
+        if ((rc = bs_dataset_load(job->images, job->labels, job->count,
+                                  job->pre ? job->pre : &dflt, &in->shape, &ds, err)) ||
+            (rc = bs_run_evaluate(g, &ds, NULL, job->cancel, &ev, NULL, err)))
+            goto done;
+        /* the inputs now hold the last batch of real data: timing runs on it */
+    } else if ((rc = s_zero_inputs(g, err))) {
+        goto done;
+    }
+    bs_latency_stats_t st;
+    if ((rc = bs_run_time(g, &job->measure, job->cancel, &st, err)))
+        goto done;
+    out->accuracy = ev.accuracy;
+    snprintf(out->metric, sizeof out->metric, "%s", ev.metric);
+    bs_stats_to_metrics(&st, out);
+    out->weight_bytes = (int64_t)g->weight_bytes;
+    out->arena_bytes = (int64_t)g->arena_bytes;
+    out->peak_rss_bytes = bs_run_peak_rss();
+    out->energy_j = NAN;
+    snprintf(out->energy_source, sizeof out->energy_source, "none");
+    snprintf(out->energy_reason, sizeof out->energy_reason,
+             "no energy sensor support yet (issue 5)");
+    out->simulated = 0;
+    snprintf(out->backend, sizeof out->backend, "engine");
+    BS_DEBUG("engine", "%s: %s %.4f on %lld samples, median %.3f ms over %lld runs",
+             job->model_path, ev.metric[0] ? ev.metric : "accuracy", ev.accuracy,
+             (long long)ev.samples, st.median, (long long)st.n);
+done:
+    bs_dataset_free(&ds);
+    bs_graph_free(&g);
+    return rc;
+}
+
+/* ---- `bitscout-agent run` ------------------------------------------------------------------ */
+
+#define S_MAX_INPUTS 16
+
+typedef struct s_cli {
+    const char *model;
+    const char *inputs[S_MAX_INPUTS];
+    int n_inputs;
+    const char *output;
+    const char *config;
+    const char *precision;
+    int64_t repeats;
+    int threads;
+    int json;
+} s_cli_t;
+
+/* What the run command takes from a campaign file; strings owned. */
+typedef struct s_campaign {
+    char *model;
+    char *images, *labels;
+    int64_t count;
+    bs_preprocess_t pre;
+} s_campaign_t;
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bitscout-agent run --model FILE.onnx [--input X.npy]... [--output Y.npy]\n"
+            "                          [--config CAMPAIGN.json] [--precision SPEC]\n"
+            "                          [--repeats N] [--threads N] [--format text|json]\n"
+            "\n"
+            "Loads a model into the built-in engine and runs it, without a searcher.\n"
+            "\n"
+            "  --model FILE        the ONNX model (default: the campaign's \"model\")\n"
+            "  --input X.npy       a model input, in the model's input order: float32 (or\n"
+            "                      uint8 where the model takes it), exactly the input's shape.\n"
+            "                      Without inputs: the campaign's first samples, else zeros\n"
+            "  --output Y.npy      write the first model output (for the last input run)\n"
+            "  --config FILE       a campaign file: its eval data, count and preprocess give\n"
+            "                      the accuracy (top-1, when it has labels)\n"
+            "  --precision SPEC    per-layer precisions (\"*=w32a32\"); only fp32 runs today\n"
+            "  --repeats N         timed runs for the latency (default 20)\n"
+            "  --threads N         kernel threads (default 1)\n"
+            "  --format text|json  output format (default text)\n");
+}
+
+static int s_bad(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "bitscout-agent run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n");
+    s_usage(stderr);
+    return 2;
+}
+
+static void s_campaign_free(s_campaign_t *c)
+{
+    bs_free(c->model);
+    bs_free(c->images);
+    bs_free(c->labels);
+    memset(c, 0, sizeof *c);
+}
+
+/* A path key of the campaign: NULL when absent, else resolved against the file's directory. */
+static int s_path_key(const char *file, const cJSON *obj, const char *key, const char *where,
+                      char **out, bs_err_t *err)
+{
+    *out = NULL;
+    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!it)
+        return 0;
+    const char *s = cJSON_GetStringValue(it);
+    if (!s || !*s)
+        return bs_err_set(err, BS_ECONFIG, "%s: %s: expected a file path (a string)", file, where);
+    *out = bs_path_resolve(file, s);
+    return *out ? 0 : bs_err_set(err, BS_ENOMEM, "out of memory");
+}
+
+static int s_campaign_load(const char *file, s_campaign_t *c, bs_err_t *err)
+{
+    memset(c, 0, sizeof *c);
+    bs_preprocess_default(&c->pre);
+    char *text;
+    size_t len;
+    int rc = bs_read_file(file, S_CONFIG_MAX, &text, &len, err);
+    if (rc)
+        return rc;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        if (at && at >= text && at <= text + len)
+            rc = bs_err_set(err, BS_ECONFIG, "%s: invalid JSON near byte %ld", file,
+                            (long)(at - text));
+        else
+            rc = bs_err_set(err, BS_ECONFIG, "%s: invalid JSON", file);
+        goto done;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = bs_err_set(err, BS_ECONFIG, "%s: expected a JSON object", file);
+        goto done;
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    const cJSON *eval = data ? cJSON_GetObjectItemCaseSensitive(data, "eval") : NULL;
+    if (data && !cJSON_IsObject(data)) {
+        rc = bs_err_set(err, BS_ECONFIG, "%s: data: expected an object", file);
+        goto done;
+    }
+    if (eval && !cJSON_IsObject(eval)) {
+        rc = bs_err_set(err, BS_ECONFIG, "%s: data.eval: expected an object", file);
+        goto done;
+    }
+    if ((rc = s_path_key(file, root, "model", "model", &c->model, err)) ||
+        (rc = s_path_key(file, eval, "images", "data.eval.images", &c->images, err)) ||
+        (rc = s_path_key(file, eval, "labels", "data.eval.labels", &c->labels, err)))
+        goto done;
+    if (eval && !c->images) {
+        rc = bs_err_set(err, BS_ECONFIG,
+                        "%s: data.eval.images: required key missing (a file "
+                        "path)",
+                        file);
+        goto done;
+    }
+    const cJSON *cnt = eval ? cJSON_GetObjectItemCaseSensitive(eval, "count") : NULL;
+    if (cnt) {
+        if (!cJSON_IsNumber(cnt) || cnt->valuedouble < 0 || cnt->valuedouble > 9.0e15 ||
+            cnt->valuedouble != floor(cnt->valuedouble)) {
+            rc =
+                bs_err_set(err, BS_ECONFIG, "%s: data.eval.count: expected an integer >= 0", file);
+            goto done;
+        }
+        c->count = (int64_t)cnt->valuedouble;
+    }
+    char where[512];
+    snprintf(where, sizeof where, "%s: data.preprocess", file);
+    rc = bs_preprocess_from_json(
+        data ? cJSON_GetObjectItemCaseSensitive(data, "preprocess") : NULL, where, &c->pre, err);
+done:
+    cJSON_Delete(root);
+    bs_free(text);
+    if (rc)
+        s_campaign_free(c);
+    return rc;
+}
+
+/* Loads --input i and checks it against the model's input i. */
+static int s_feed_input(bs_graph_t *g, int i, const char *path, bs_err_t *err)
+{
+    const bs_tensor_t *t = bs_graph_input(g, i);
+    bs_npy_t a;
+    int rc = bs_npy_load(path, BS_NPY_MAX_BYTES, &a, err);
+    if (rc)
+        return rc;
+    bs_shape_t s = {.rank = a.ndim};
+    for (int k = 0; k < a.ndim; k++)
+        s.d[k] = a.dims[k];
+    char want[96], got[96];
+    if (a.dtype != t->dtype || !bs_shape_eq(&s, &t->shape))
+        rc = bs_err_set(err, BS_EINVAL, "%s: input '%s' takes %s %s; the file holds %s %s", path,
+                        t->name, bs_shape_str(&t->shape, want, sizeof want),
+                        bs_dtype_name(t->dtype), bs_shape_str(&s, got, sizeof got),
+                        bs_dtype_name(a.dtype));
+    else
+        rc = bs_graph_set_input(g, i, a.dtype, a.data, a.nbytes, err);
+    bs_npy_free(&a);
+    return rc;
+}
+
+static int s_parse_cli(int argc, char **argv, s_cli_t *c)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},   {"input", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},  {"config", required_argument, NULL, 'c'},
+        {"repeats", required_argument, NULL, 'r'}, {"threads", required_argument, NULL, 'j'},
+        {"format", required_argument, NULL, 'f'},  {"precision", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    memset(c, 0, sizeof *c);
+    c->repeats = 20;
+    c->threads = 1;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        char *end;
+        long long v;
+        switch (ch) {
+        case 'm':
+            c->model = optarg;
+            break;
+        case 'i':
+            if (c->n_inputs >= S_MAX_INPUTS)
+                return s_bad("at most 16 --input files%s", "");
+            c->inputs[c->n_inputs++] = optarg;
+            break;
+        case 'o':
+            c->output = optarg;
+            break;
+        case 'c':
+            c->config = optarg;
+            break;
+        case 'p':
+            c->precision = optarg;
+            break;
+        case 'r':
+            v = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > BS_RUN_MAX_SAMPLES)
+                return s_bad("--repeats '%s': expected a whole number from 1 to 100000", optarg);
+            c->repeats = v;
+            break;
+        case 'j':
+            v = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 1024)
+                return s_bad("--threads '%s': expected a whole number from 1 to 1024", optarg);
+            c->threads = (int)v;
+            break;
+        case 'f':
+            if (strcmp(optarg, "text") && strcmp(optarg, "json"))
+                return s_bad("--format '%s': expected text or json", optarg);
+            c->json = !strcmp(optarg, "json");
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        case ':':
+            return s_bad("%s needs a value", argv[optind - 1]);
+        default:
+            return s_bad("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return s_bad("unexpected argument '%s'", argv[optind]);
+    return -1; /* go on */
+}
+
+static void s_print_text(const s_cli_t *c, const char *model, const bs_graph_t *g,
+                         const bs_eval_t *ev, int have_data, const bs_latency_stats_t *st)
+{
+    char s[96];
+    printf("model         %s\n", model);
+    for (int i = 0; i < g->n_inputs; i++) {
+        const bs_tensor_t *t = bs_graph_input(g, i);
+        printf("input         '%s' %s %s\n", t->name, bs_shape_str(&t->shape, s, sizeof s),
+               bs_dtype_name(t->dtype));
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const bs_tensor_t *t = bs_graph_output(g, i);
+        printf("output        '%s' %s %s\n", t->name, bs_shape_str(&t->shape, s, sizeof s),
+               bs_dtype_name(t->dtype));
+    }
+    printf("threads       %d (kernels: %s)\n", c->threads, bs_kernels_isa());
+    if (have_data && !strcmp(ev->metric, "top1"))
+        printf("accuracy      %.4f (top-1 on %lld samples)\n", ev->accuracy,
+               (long long)ev->samples);
+    else if (have_data)
+        printf("accuracy      n/a (the campaign's data has no labels; %lld samples run)\n",
+               (long long)ev->samples);
+    printf("latency       median %.4f ms, p90 %.4f ms, min %.4f ms (%lld runs)\n", st->median,
+           st->p90, st->min, (long long)st->n);
+    printf("weight bytes  %zu\n", g->weight_bytes);
+    printf("arena bytes   %zu\n", g->arena_bytes);
+    if (c->output)
+        printf("output file   %s\n", c->output);
+}
+
+static int s_print_json(const s_cli_t *c, const char *model, const bs_graph_t *g,
+                        const bs_eval_t *ev, int have_data, const bs_latency_stats_t *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return BS_ENOMEM;
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddNumberToObject(o, "threads", c->threads);
+    cJSON_AddStringToObject(o, "kernels", bs_kernels_isa());
+    if (have_data && !strcmp(ev->metric, "top1")) {
+        cJSON_AddNumberToObject(o, "accuracy", ev->accuracy);
+        cJSON_AddStringToObject(o, "metric", "top1");
+    } else {
+        cJSON_AddNullToObject(o, "accuracy");
+    }
+    cJSON_AddNumberToObject(o, "samples", have_data ? (double)ev->samples : 0);
+    cJSON_AddNumberToObject(o, "latency_median_ms", st->median);
+    cJSON_AddNumberToObject(o, "latency_p90_ms", st->p90);
+    cJSON_AddNumberToObject(o, "latency_min_ms", st->min);
+    cJSON_AddNumberToObject(o, "latency_mean_ms", st->mean);
+    cJSON_AddNumberToObject(o, "runs", (double)st->n);
+    cJSON_AddNumberToObject(o, "weight_bytes", (double)g->weight_bytes);
+    cJSON_AddNumberToObject(o, "arena_bytes", (double)g->arena_bytes);
+    if (c->output)
+        cJSON_AddStringToObject(o, "output", c->output);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return BS_ENOMEM;
+    printf("%s\n", text);
+    cJSON_free(text);
+    return 0;
+}
+
+int bs_run_main(int argc, char **argv)
+{
+    s_cli_t c;
+    int st_cli = s_parse_cli(argc, argv, &c);
+    if (st_cli >= 0)
+        return st_cli;
+    if (!c.model && !c.config)
+        return s_bad("--model FILE.onnx (or --config with a \"model\" key) is required%s", "");
+
+    bs_err_t err = {0};
+    s_campaign_t camp;
+    memset(&camp, 0, sizeof camp);
+    bs_graph_t *g = NULL;
+    bs_dataset_t ds;
+    memset(&ds, 0, sizeof ds);
+    bs_eval_t ev = {.accuracy = NAN};
+    int rc = 0, have_data = 0;
+    const char *model = c.model;
+
+    if (c.config && (rc = s_campaign_load(c.config, &camp, &err)))
+        goto done;
+    if (!model)
+        model = camp.model;
+    if (!model) {
+        rc = bs_err_set(&err, BS_ECONFIG, "%s: model: required key missing (or give --model)",
+                        c.config);
+        goto done;
+    }
+    if ((rc = bs_run_check_assignment(model, c.precision, &err)) ||
+        (rc = bs_run_load(model, c.threads, &g, &err)))
+        goto done;
+    if (c.n_inputs > 0 && c.n_inputs != g->n_inputs) {
+        rc = bs_err_set(&err, BS_EINVAL, "the model has %d input(s); %d --input file(s) given",
+                        g->n_inputs, c.n_inputs);
+        goto done;
+    }
+    if (camp.images) {
+        const bs_tensor_t *in = bs_graph_input(g, 0);
+        if (!in) {
+            rc = bs_err_set(&err, BS_EMODEL, "%s: the model has no input", model);
+            goto done;
+        }
+        if ((rc = bs_dataset_load(camp.images, camp.labels, camp.count, &camp.pre, &in->shape, &ds,
+                                  &err)) ||
+            (rc = bs_run_evaluate(g, &ds, NULL, NULL, &ev, NULL, &err)))
+            goto done;
+        have_data = 1;
+    }
+    if (c.n_inputs > 0) {
+        for (int i = 0; i < c.n_inputs && rc == 0; i++)
+            rc = s_feed_input(g, i, c.inputs[i], &err);
+        if (rc)
+            goto done;
+    } else if (!have_data) {
+        if ((rc = s_zero_inputs(g, &err)))
+            goto done;
+    }
+    bs_measure_opts_t m;
+    bs_measure_defaults(&m);
+    m.min_runs = c.repeats;
+    m.min_time_ms = 0;
+    m.max_time_ms = 1e12; /* exactly --repeats runs */
+    if (m.warmup_runs > c.repeats)
+        m.warmup_runs = c.repeats;
+    bs_latency_stats_t st;
+    if ((rc = bs_run_time(g, &m, NULL, &st, &err)))
+        goto done;
+    if (c.output) {
+        const bs_tensor_t *o = bs_graph_output(g, 0);
+        if (!o) {
+            rc = bs_err_set(&err, BS_EMODEL, "%s: the model has no output", model);
+            goto done;
+        }
+        if ((rc = bs_npy_save(c.output, o->dtype, o->shape.rank, o->shape.d, o->data, &err)))
+            goto done;
+    }
+    if (c.json)
+        rc = s_print_json(&c, model, g, &ev, have_data, &st);
+    else
+        s_print_text(&c, model, g, &ev, have_data, &st);
+    if (rc)
+        bs_err_set(&err, rc, "out of memory");
+done:
+    if (rc)
+        fprintf(stderr, "bitscout-agent run: %s\n", err.msg[0] ? err.msg : bs_strerror(rc));
+    bs_dataset_free(&ds);
+    bs_graph_free(&g);
+    s_campaign_free(&camp);
+    return rc ? 1 : 0;
+}

@@ -4,13 +4,14 @@
  *
  *   bitscout-agent --connect ENDPOINT [--name NAME] [--tags a,b] [--cache-dir DIR]
  *                  [--threads N] [--log-level error|warn|info|debug] [--version] [--help]
- *   bitscout-agent run ...        (the built-in engine; not implemented yet)
+ *   bitscout-agent run --model FILE.onnx ...   (runs a model locally: bs_run_main, bs_run.c)
  *
  * Exit status: 0 after a signal stopped the agent, 1 when it could not start, 2 on bad usage.
  */
 #include "bs_agent.h"
 #include "bs_alloc.h"
 #include "bs_log.h"
+#include "bs_run.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -31,7 +32,7 @@ static void s_usage(FILE *out)
 {
     fprintf(out,
             "usage: bitscout-agent --connect ENDPOINT [options]\n"
-            "       bitscout-agent run ...\n"
+            "       bitscout-agent run --model FILE.onnx [options]   (bitscout-agent run --help)\n"
             "\n"
             "Connects to a bitscout searcher, receives jobs (a model, a per-layer precision\n"
             "assignment, data files), runs them on this device and reports the metrics.\n"
@@ -59,11 +60,8 @@ static int s_bad(const char *fmt, const char *arg)
 int main(int argc, char **argv)
 {
     bs_alloc_init();
-    if (argc > 1 && strcmp(argv[1], "run") == 0) {
-        fprintf(stderr, "bitscout-agent run: not implemented yet (the built-in engine arrives "
-                        "with issue 3)\n");
-        return 2;
-    }
+    if (argc > 1 && strcmp(argv[1], "run") == 0)
+        return bs_run_main(argc - 1, argv + 1);
     static const struct option longopts[] = {
         {"connect", required_argument, NULL, 'c'},
         {"name", required_argument, NULL, 'n'},

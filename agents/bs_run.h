@@ -1,0 +1,104 @@
+/*
+ * bs_run.h - running a model on this device with the built-in engine: the one code path behind
+ * both the "engine" backend (jobs from a searcher) and `bitscout-agent run` (by hand).
+ *
+ * The steps, each a function here so both callers share them:
+ *   load      bs_run_load: the ONNX model through bs_graph_load, batch dimension 1 where the
+ *             model leaves it free, the given number of kernel threads;
+ *   evaluate  bs_run_evaluate: every sample of a data set (bs_data.h) through the model, in
+ *             batches of the model's batch size, and the metric: top-1 accuracy with labels;
+ *             without labels, top-1 agreement with a reference output set and the SQNR;
+ *   time      bs_run_time: single-stream timing in the manner of MLPerf: warmup_runs untimed
+ *             runs, then timed runs until both min_runs and min_time_ms are reached, bounded
+ *             by max_time_ms (and by BS_RUN_MAX_SAMPLES runs), summarised with bs_stats;
+ *   memory    peak RSS as the kernel's VmHWM, reset at the start of a job by writing "5" to
+ *             /proc/self/clear_refs. Where that write is refused (old kernels, some sandboxes)
+ *             the reported peak is the process's peak since it started, which can only be
+ *             higher; nothing in the metrics says which happened (the log does, at debug).
+ * bs_run_job chains them for a backend job; bs_run_main is the `run` subcommand.
+ */
+#ifndef BS_RUN_H
+#define BS_RUN_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "bs_data.h"
+#include "bs_error.h"
+#include "bs_graph.h"
+#include "bs_metrics.h"
+#include "bs_stats.h"
+
+#define BS_RUN_MAX_SAMPLES 100000 /* timed runs kept at most (the config's min_runs cap) */
+
+typedef struct bs_measure_opts {
+    int64_t warmup_runs; /* untimed runs first; default 5 */
+    int64_t min_runs;    /* at least this many timed runs; default 20, >= 1 */
+    double min_time_ms;  /* and at least this long; default 500 */
+    double max_time_ms;  /* but never longer than this; default 10000 */
+} bs_measure_opts_t;
+
+void bs_measure_defaults(bs_measure_opts_t *m);
+/* Reads the four keys from a JOB's measure object (NULL: defaults); other keys (backend,
+ * threads, ...) are left to others. err names the key: "measure.min_runs: expected ...". */
+int bs_measure_from_json(const cJSON *measure, bs_measure_opts_t *out, bs_err_t *err);
+
+/* Loads a model for running. *g is the caller's (bs_graph_free). */
+int bs_run_load(const char *model_path, int threads, bs_graph_t **g, bs_err_t *err);
+
+/* Checks an assignment (or any precision spec) against the model's weight layers, named as in
+ * common/bs_model.h. Today only fp32 runs: a layer asking for anything else fails with
+ * BS_EUNSUPPORTED naming it. NULL or "" means all fp32. */
+int bs_run_check_assignment(const char *model_path, const char *assignment, bs_err_t *err);
+
+typedef struct bs_eval {
+    double accuracy; /* 0..1; NAN when unknown */
+    char metric[24]; /* "top1" (labels) or "top1_agreement" */
+    double sqnr_db;  /* without labels: SQNR of the outputs against the reference; NAN with
+                        labels; +INFINITY when identical */
+    int64_t samples;
+    int64_t classes; /* values of the first output per sample */
+} bs_eval_t;
+
+/* Runs every sample of ds through g (input 0, float32) and computes the metric. ref: the
+ * reference outputs (ds->count * classes floats, the float32 model's) used without labels;
+ * NULL without labels means g itself is the float32 reference (agreement 1, SQNR +inf).
+ * outputs: if not NULL, receives the first output of every sample (caller frees, bs_free).
+ * BS_ECANCELED when *cancel becomes nonzero between batches. */
+int bs_run_evaluate(bs_graph_t *g, const bs_dataset_t *ds, const float *ref,
+                    const atomic_int *cancel, bs_eval_t *out, float **outputs, bs_err_t *err);
+
+/* Times g on whatever its inputs hold (set them first). */
+int bs_run_time(bs_graph_t *g, const bs_measure_opts_t *m, const atomic_int *cancel,
+                bs_latency_stats_t *st, bs_err_t *err);
+
+/* Resets the peak-RSS mark (0, or -1 when the kernel refuses) and reads it (bytes, -1 when
+ * unknown). */
+int bs_run_rss_reset(void);
+int64_t bs_run_peak_rss(void);
+
+/* One job for the engine backend. Borrowed pointers, valid during bs_run_job. */
+typedef struct bs_run_job {
+    const char *model_path;
+    const char *assignment; /* NULL: all fp32 */
+    int threads;
+    const char *images; /* evaluation data; NULL: no accuracy */
+    const char *labels; /* NULL: agreement with fp32 instead of accuracy */
+    int64_t count;      /* samples from the start of the files; 0: all */
+    const bs_preprocess_t *pre;
+    bs_measure_opts_t measure;
+    const atomic_int *cancel; /* may be NULL */
+    int64_t *load_ms;         /* may be NULL */
+} bs_run_job_t;
+
+/* Check assignment, load, evaluate, time, read memory: fills *out (bs_metrics_init'ed by this
+ * function) with backend "engine", simulated 0, energy unknown. */
+int bs_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err);
+
+/* `bitscout-agent run ...`: argv[0] is "run". Returns the exit status: 0 done, 1 failed (the
+ * error is printed), 2 bad usage. */
+int bs_run_main(int argc, char **argv);
+
+#endif

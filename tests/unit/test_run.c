@@ -1,0 +1,258 @@
+/*
+ * test_run.c - the shared run path (bs_run.c) and the "engine" backend, on the bundled
+ * Fashion-MNIST model: measure settings from JSON, the fp32-only assignment check, evaluation
+ * with and without labels, timing by runs and by cancel flag, and a whole backend job with the
+ * metrics it must report (real, not simulated; energy unknown). Tests that need the Debian
+ * Fashion-MNIST files skip themselves when the package is absent.
+ */
+#include "bs_alloc.h"
+#include "bs_backend.h"
+#include "bs_data.h"
+#include "bs_npy.h"
+#include "bs_run.h"
+#include "bs_test.h"
+
+#include <math.h>
+#include <unistd.h>
+
+#define S_MODEL BS_SRC_DIR "/models/fmnist-cnn.onnx"
+#define S_IMAGES "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+#define S_LABELS "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+
+static int s_have_data(void)
+{
+    if (access(S_IMAGES, R_OK) == 0 && access(S_LABELS, R_OK) == 0)
+        return 1;
+    fprintf(stderr, "dataset-fashion-mnist not installed; skipped\n");
+    return 0;
+}
+
+static void s_pre(bs_preprocess_t *p)
+{
+    bs_preprocess_default(p);
+    p->n_mean = p->n_std = 1;
+    p->mean[0] = 0.2860f;
+    p->std[0] = 0.3530f;
+}
+
+BS_TEST(measure_json)
+{
+    bs_measure_opts_t m;
+    bs_err_t err = {0};
+    ASSERT_OK(bs_measure_from_json(NULL, &m, &err));
+    ASSERT_EQ(5, m.warmup_runs);
+    ASSERT_EQ(20, m.min_runs);
+    ASSERT_DBL_NEAR(500, m.min_time_ms, 0);
+    ASSERT_DBL_NEAR(10000, m.max_time_ms, 0);
+    cJSON *o = cJSON_Parse("{\"backend\": \"engine\", \"warmup_runs\": 0, \"min_runs\": 7, "
+                           "\"min_time_ms\": 0, \"max_time_ms\": 50, \"threads\": 2}");
+    ASSERT_OK(bs_measure_from_json(o, &m, &err));
+    ASSERT_EQ(0, m.warmup_runs);
+    ASSERT_EQ(7, m.min_runs);
+    ASSERT_DBL_NEAR(50, m.max_time_ms, 0);
+    cJSON_Delete(o);
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"{\"min_runs\": 0}", "measure.min_runs"},
+        {"{\"min_runs\": 2.5}", "measure.min_runs"},
+        {"{\"warmup_runs\": \"5\"}", "measure.warmup_runs"},
+        {"{\"min_time_ms\": 100, \"max_time_ms\": 50}", "measure.max_time_ms"},
+        {"{\"max_time_ms\": 0}", "measure.max_time_ms"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o = cJSON_Parse(bad[i].json);
+        int rc = bs_measure_from_json(o, &m, &err);
+        cJSON_Delete(o);
+        if (rc != BS_EINVAL || !strstr(err.msg, bad[i].msg))
+            bs_test_fail(__FILE__, __LINE__, "%s: rc %d, \"%s\"", bad[i].json, rc, err.msg);
+    }
+}
+
+BS_TEST(assignment_fp32_only)
+{
+    bs_err_t err = {0};
+    ASSERT_OK(bs_run_check_assignment(S_MODEL, NULL, &err));
+    ASSERT_OK(bs_run_check_assignment(S_MODEL, "*=w32a32", &err));
+    ASSERT_OK(bs_run_check_assignment(S_MODEL,
+                                      "conv1=w32a32,conv2=w32a32,fc1=w32a32,"
+                                      "fc2=w32a32",
+                                      &err));
+    ASSERT_EQ(BS_EUNSUPPORTED, bs_run_check_assignment(S_MODEL, "*=w32a32,fc1=w8a8", &err));
+    ASSERT_CONTAINS(err.msg, "layer fc1 asks for w8a8; quantization arrives with issue 4");
+    ASSERT_EQ(BS_EINVAL, bs_run_check_assignment(S_MODEL, "fc9=w8a8", &err));
+    ASSERT_CONTAINS(err.msg, "conv1");
+}
+
+BS_TEST(evaluate_and_time)
+{
+    if (!s_have_data())
+        return;
+    bs_err_t err = {0};
+    bs_graph_t *g;
+    ASSERT_OK(bs_run_load(S_MODEL, 1, &g, &err));
+    bs_preprocess_t pre;
+    s_pre(&pre);
+    bs_dataset_t ds;
+    ASSERT_OK(
+        bs_dataset_load(S_IMAGES, S_LABELS, 200, &pre, &bs_graph_input(g, 0)->shape, &ds, &err));
+    bs_eval_t ev;
+    float *outs;
+    ASSERT_OK(bs_run_evaluate(g, &ds, NULL, NULL, &ev, &outs, &err));
+    ASSERT_STR_EQ("top1", ev.metric);
+    ASSERT_EQ(200, ev.samples);
+    ASSERT_EQ(10, ev.classes);
+    ASSERT(ev.accuracy > 0.8 && ev.accuracy <= 1.0); /* the model: 0.904 on the test set */
+    ASSERT(isnan(ev.sqnr_db));
+
+    /* without labels: agreement with a reference; itself, then a perturbed copy */
+    bs_free(ds.labels);
+    ds.labels = NULL;
+    bs_eval_t ev2;
+    ASSERT_OK(bs_run_evaluate(g, &ds, NULL, NULL, &ev2, NULL, &err));
+    ASSERT_STR_EQ("top1_agreement", ev2.metric);
+    ASSERT_DBL_NEAR(1.0, ev2.accuracy, 0);
+    ASSERT(isinf(ev2.sqnr_db));
+    for (int c = 0; c < 10; c++)
+        outs[c] = c == 0 ? 1e6f : 0.0f; /* sample 0's reference says class 0 */
+    ASSERT_OK(bs_run_evaluate(g, &ds, outs, NULL, &ev2, NULL, &err));
+    /* the model calls sample 0 (an ankle boot) class 9: one disagreement in 200 */
+    ASSERT_DBL_NEAR(199.0 / 200.0, ev2.accuracy, 1e-12);
+    ASSERT(isfinite(ev2.sqnr_db));
+    bs_free(outs);
+
+    /* timing: exactly min_runs when min_time_ms is 0 */
+    bs_measure_opts_t m = {
+        .warmup_runs = 1, .min_runs = 7, .min_time_ms = 0, .max_time_ms = 60000};
+    bs_latency_stats_t st;
+    ASSERT_OK(bs_run_time(g, &m, NULL, &st, &err));
+    ASSERT_EQ(7, st.n);
+    ASSERT(st.min > 0 && st.min <= st.median && st.median <= st.p90);
+    /* bounded by max_time_ms: far fewer than a million runs */
+    m.min_runs = 100000;
+    m.max_time_ms = 20;
+    ASSERT_OK(bs_run_time(g, &m, NULL, &st, &err));
+    ASSERT(st.n >= 1 && st.n < 100000);
+    /* canceled */
+    atomic_int cancel;
+    atomic_init(&cancel, 1);
+    ASSERT_EQ(BS_ECANCELED, bs_run_time(g, &m, &cancel, &st, &err));
+    ASSERT_EQ(BS_ECANCELED, bs_run_evaluate(g, &ds, NULL, &cancel, &ev2, NULL, &err));
+    bs_dataset_free(&ds);
+    bs_graph_free(&g);
+    ASSERT(bs_run_peak_rss() > 0);
+}
+
+static int s_engine_job(const char *assignment, const char *measure, const char *data,
+                        const char *labels, const atomic_int *cancel, bs_metrics_t *out,
+                        bs_err_t *err)
+{
+    const bs_backend_ops_t *ops = bs_backend_find("engine");
+    ASSERT(ops != NULL);
+    ASSERT_EQ(0, ops->simulated);
+    cJSON *m = cJSON_Parse(measure), *d = cJSON_Parse(data);
+    int64_t load_ms = -1;
+    bs_job_spec_t job = {
+        .model_path = S_MODEL,
+        .assignment = assignment,
+        .eval_images = S_IMAGES,
+        .eval_labels = labels,
+        .measure = m,
+        .data = d,
+        .threads = 1,
+        .cancel = cancel,
+        .load_ms = &load_ms,
+    };
+    bs_metrics_init(out);
+    int rc = ops->run(&job, out, err);
+    if (rc == 0)
+        ASSERT(load_ms >= 0);
+    cJSON_Delete(m);
+    cJSON_Delete(d);
+    return rc;
+}
+
+BS_TEST(engine_backend)
+{
+    if (!s_have_data())
+        return;
+    static const char *measure = "{\"backend\": \"engine\", \"warmup_runs\": 1, "
+                                 "\"min_runs\": 5, \"min_time_ms\": 0, \"max_time_ms\": 10000}";
+    static const char *data = "{\"eval_count\": 100, \"calib_count\": 0, \"preprocess\": "
+                              "{\"scale\": 0.00392156862745098, \"mean\": [0.286], "
+                              "\"std\": [0.353], \"layout\": \"NCHW\"}}";
+    bs_metrics_t m;
+    bs_err_t err = {0};
+    ASSERT_OK(s_engine_job("conv1=w32a32,conv2=w32a32,fc1=w32a32,fc2=w32a32", measure, data,
+                           S_LABELS, NULL, &m, &err));
+    ASSERT_EQ(0, m.simulated);
+    ASSERT_STR_EQ("engine", m.backend);
+    ASSERT_STR_EQ("top1", m.metric);
+    ASSERT(m.accuracy > 0.8 && m.accuracy <= 1.0);
+    ASSERT_EQ(5, m.lat_runs);
+    ASSERT(m.lat_median_ms > 0 && m.lat_p90_ms >= m.lat_median_ms);
+    ASSERT_EQ(423464, m.weight_bytes); /* the model's parameters, 4 bytes each */
+    ASSERT(m.arena_bytes > 0);
+    ASSERT(m.peak_rss_bytes > 0);
+    ASSERT(isnan(m.energy_j));
+    ASSERT_STR_EQ("none", m.energy_source);
+    ASSERT_CONTAINS(m.energy_reason, "issue 5");
+    /* the record survives the wire format */
+    cJSON *j = bs_metrics_to_json(&m);
+    bs_metrics_t back;
+    ASSERT_OK(bs_metrics_from_json(j, &back, &err));
+    cJSON_Delete(j);
+
+    /* no labels: agreement with the fp32 model, which this model is */
+    ASSERT_OK(s_engine_job(NULL, measure, data, NULL, NULL, &m, &err));
+    ASSERT_STR_EQ("top1_agreement", m.metric);
+    ASSERT_DBL_NEAR(1.0, m.accuracy, 0);
+
+    /* refusals */
+    ASSERT_EQ(BS_EUNSUPPORTED, s_engine_job("conv1=w32a32,conv2=w8a8,fc1=w32a32,fc2=w32a32",
+                                            measure, data, S_LABELS, NULL, &m, &err));
+    ASSERT_CONTAINS(err.msg, "engine: layer conv2 asks for w8a8; quantization arrives with "
+                             "issue 4");
+    ASSERT_EQ(BS_EINVAL, s_engine_job(NULL, "{\"min_runs\": -1}", data, S_LABELS, NULL, &m, &err));
+    ASSERT_CONTAINS(err.msg, "engine: JOB: measure.min_runs");
+    ASSERT_EQ(BS_ECONFIG, s_engine_job(NULL, measure, "{\"preprocess\": {\"std\": [0]}}", S_LABELS,
+                                       NULL, &m, &err));
+    ASSERT_CONTAINS(err.msg, "data.preprocess.std[0]");
+    ASSERT_EQ(BS_EDATA,
+              s_engine_job(NULL, measure, "{\"eval_count\": 20000}", S_LABELS, NULL, &m, &err));
+    ASSERT_CONTAINS(err.msg, "20000 samples asked, the file holds 10000");
+    atomic_int cancel;
+    atomic_init(&cancel, 1);
+    ASSERT_EQ(BS_ECANCELED, s_engine_job(NULL, measure, data, S_LABELS, &cancel, &m, &err));
+}
+
+BS_TEST(run_command_usage)
+{
+    char *bad1[] = {"run", "--repeats", "0", NULL};
+    ASSERT_EQ(2, bs_run_main(3, bad1));
+    char *bad2[] = {"run", NULL};
+    ASSERT_EQ(2, bs_run_main(1, bad2));
+    char *bad3[] = {"run", "--model", S_MODEL, "--format", "xml", NULL};
+    ASSERT_EQ(2, bs_run_main(5, bad3));
+    char *missing[] = {"run", "--model", "/nonexistent.onnx", NULL};
+    ASSERT_EQ(1, bs_run_main(3, missing));
+    char path[512];
+    snprintf(path, sizeof path, "%s/y.npy", bs_test_tmpdir());
+    char *ok[] = {"run", "--model", S_MODEL, "--repeats", "2", "--output", path, NULL};
+    ASSERT_EQ(0, bs_run_main(7, ok));
+    bs_npy_t y;
+    bs_err_t err = {0};
+    ASSERT_OK(bs_npy_load(path, BS_NPY_MAX_BYTES, &y, &err));
+    ASSERT_EQ(2, y.ndim);
+    ASSERT_EQ(10, y.dims[1]);
+    bs_npy_free(&y);
+}
+
+#define TESTS(X)                                                                                  \
+    X(measure_json)                                                                               \
+    X(assignment_fp32_only)                                                                       \
+    X(evaluate_and_time)                                                                          \
+    X(engine_backend)                                                                             \
+    X(run_command_usage)
+
+BS_TEST_MAIN(TESTS)
