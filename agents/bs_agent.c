@@ -1081,8 +1081,14 @@ int bs_agent_run(const bs_agent_opts_t *opts, volatile sig_atomic_t *stop)
     }
     if ((rc = s_restart_session(&a, bs_now_ms(), 0)) != 0)
         goto done;
-    BS_INFO("agent", "agent %s (id %s) connecting to %s; cache %s; backends: sim", a.name, a.id,
-            opts->endpoint, dir);
+    {
+        cJSON *names = bs_backend_names();
+        char *list = names ? cJSON_PrintUnformatted(names) : NULL;
+        BS_INFO("agent", "agent %s (id %s) connecting to %s; cache %s; backends %s", a.name,
+                a.id, opts->endpoint, dir, list ? list : "?");
+        bs_free(list);
+        cJSON_Delete(names);
+    }
 
     while (!*stop) {
         uint64_t now = bs_now_ms();
