@@ -1,2 +1,522 @@
-/* placeholder: being written */
-typedef int bs__placeholder_t;
+/*
+ * bs_kernels.c - ISA dispatch, the GEMM / im2col / depthwise drivers, and the portable C
+ * reference ("scalar") of every kernel.
+ *
+ * Dispatch: on first use (pthread_once) the best table the build and CPU allow is chosen:
+ * AVX2+FMA on x86-64 when __builtin_cpu_supports says so, NEON always on arm64, else the
+ * scalar table. bs_kernels_select() forces one (tests and benchmarks).
+ *
+ * GEMM driver (layouts in bs_kernels_impl.h): Y = act(X W^T + bias).
+ *   - K is cut in blocks of kc (a function of K alone, about 256), M in blocks of mc rows,
+ *     N in chunks of whole panels. A work item is one (M block, N chunk) pair; it loops over
+ *     the K blocks, packs its X block into the thread's scratch slot, and runs the
+ *     micro-kernel over every (panel, micro-panel) pair, accumulating into Y after the first
+ *     K block and applying bias and activation on the last.
+ *   - Row-major Y (syn == 1), and any strides other than sym == 1, use the row kernel (tile
+ *     mr x nr, vectorised along n); sym == 1 (NCHW conv planes, Y[n*P + m]) uses the column
+ *     kernel (tile mt x nt, vectorised along m), whose stores are contiguous runs of m.
+ *   - Threads: bs_threadpool_run hands out one item per scratch slot; each slot then takes
+ *     work items from an atomic counter. K is never split and kc depends on K only, so every
+ *     output element is summed in the same order whatever the thread count: results are
+ *     bitwise identical for any number of threads.
+ *
+ * The scalar table is the reference the tests compare every other table with: a 4x4 row
+ * tile and a 4x4 column tile written as plain loops the compiler can vectorise, the
+ * per-element im2col, and the per-pixel depthwise convolution.
+ */
+#include "bs_kernels.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bs_error.h"
+#include "bs_kernels_impl.h"
+
+#if defined(BS_HAVE_AVX2)
+extern const bs__kernels_t bs__kernels_avx2;
+#endif
+#if defined(BS_HAVE_NEON)
+extern const bs__kernels_t bs__kernels_neon;
+#endif
+
+/* ---- scalar reference kernels --------------------------------------------------------- */
+
+enum { S_MR = 4, S_NR = 4 };
+
+static void s_gemm_rows_scalar(int kc, const float *xp, const float *wp, float *y, int64_t sym,
+                               int64_t syn, int mv, int nv, const bs__gemm_epi_t *e)
+{
+    float acc[S_MR][S_NR] = {{0}};
+    for (int k = 0; k < kc; k++) {
+        const float *a = xp + k * S_MR, *b = wp + k * S_NR;
+        for (int i = 0; i < S_MR; i++)
+            for (int j = 0; j < S_NR; j++)
+                acc[i][j] += a[i] * b[j];
+    }
+    for (int i = 0; i < mv; i++)
+        for (int j = 0; j < nv; j++)
+            bs__gemm_store1(y + i * sym + j * syn, acc[i][j], e, j);
+}
+
+static void s_gemm_cols_scalar(int kc, const float *xp, const float *wp, float *y, int64_t syn,
+                               int mv, int nv, const bs__gemm_epi_t *e)
+{
+    float acc[S_NR][S_MR] = {{0}};
+    for (int k = 0; k < kc; k++) {
+        const float *a = xp + k * S_MR, *b = wp + k * S_NR;
+        for (int j = 0; j < S_NR; j++)
+            for (int i = 0; i < S_MR; i++)
+                acc[j][i] += b[j] * a[i];
+    }
+    for (int j = 0; j < nv; j++)
+        for (int i = 0; i < mv; i++)
+            bs__gemm_store1(y + i + j * syn, acc[j][i], e, j);
+}
+
+/* Reference im2col: one element at a time. */
+static void s_im2col_scalar(const bs_conv2d_t *g, const float *x, float *col)
+{
+    int64_t P = (int64_t)g->OH * g->OW;
+    for (int c = 0; c < g->C; c++)
+        for (int kh = 0; kh < g->KH; kh++)
+            for (int kw = 0; kw < g->KW; kw++) {
+                float *row = col + ((int64_t)(c * g->KH + kh) * g->KW + kw) * P;
+                for (int oh = 0; oh < g->OH; oh++)
+                    for (int ow = 0; ow < g->OW; ow++) {
+                        int ih = oh * g->sh + kh * g->dh - g->pt;
+                        int iw = ow * g->sw + kw * g->dw - g->pl;
+                        int in = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
+                        row[(int64_t)oh * g->OW + ow] =
+                            in ? x[((int64_t)c * g->H + ih) * g->W + iw] : 0.0f;
+                    }
+            }
+}
+
+/* Reference depthwise plane: one output pixel at a time. */
+static void s_dw_plane_scalar(const bs_conv2d_t *g, const float *x, const float *w, float b,
+                              float *y, int act, float lo, float hi)
+{
+    for (int oh = 0; oh < g->OH; oh++)
+        for (int ow = 0; ow < g->OW; ow++)
+            y[(int64_t)oh * g->OW + ow] = bs__act1(bs__dw_point(g, x, w, b, oh, ow), act, lo, hi);
+}
+
+static const bs__kernels_t s_kernels_scalar = {
+    .name = "scalar",
+    .nr = S_NR,
+    .mr = S_MR,
+    .mt = S_MR,
+    .nt = S_NR,
+    .gemm_rows = s_gemm_rows_scalar,
+    .gemm_cols = s_gemm_cols_scalar,
+    .im2col = s_im2col_scalar,
+    .dw_plane = s_dw_plane_scalar,
+};
+
+/* ---- portable fast im2col (used by the SIMD tables) ----------------------------------- */
+
+void bs__im2col_rows(const bs_conv2d_t *g, const float *x, float *col)
+{
+    int64_t P = (int64_t)g->OH * g->OW;
+    for (int c = 0; c < g->C; c++) {
+        const float *xc = x + (int64_t)c * g->H * g->W;
+        for (int kh = 0; kh < g->KH; kh++)
+            for (int kw = 0; kw < g->KW; kw++) {
+                float *row = col + ((int64_t)(c * g->KH + kh) * g->KW + kw) * P;
+                /* ow in [a, b) read inside the row: 0 <= ow*sw + iw0 <= W - 1 */
+                int iw0 = kw * g->dw - g->pl;
+                int a = iw0 >= 0 ? 0 : (-iw0 + g->sw - 1) / g->sw;
+                int b = g->W - 1 - iw0 < 0 ? 0 : (g->W - 1 - iw0) / g->sw + 1;
+                if (b > g->OW)
+                    b = g->OW;
+                if (a > b)
+                    a = b;
+                for (int oh = 0; oh < g->OH; oh++) {
+                    float *out = row + (int64_t)oh * g->OW;
+                    int ih = oh * g->sh + kh * g->dh - g->pt;
+                    if (ih < 0 || ih >= g->H) {
+                        memset(out, 0, sizeof(float) * (size_t)g->OW);
+                        continue;
+                    }
+                    const float *in = xc + (int64_t)ih * g->W + iw0;
+                    memset(out, 0, sizeof(float) * (size_t)a);
+                    if (g->sw == 1)
+                        memcpy(out + a, in + a, sizeof(float) * (size_t)(b - a));
+                    else
+                        for (int ow = a; ow < b; ow++)
+                            out[ow] = in[(int64_t)ow * g->sw];
+                    memset(out + b, 0, sizeof(float) * (size_t)(g->OW - b));
+                }
+            }
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+static const bs__kernels_t *s_cur = &s_kernels_scalar;
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static char s_available[64];
+
+static const bs__kernels_t *s_best(void)
+{
+#if defined(BS_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return &bs__kernels_avx2;
+#endif
+#if defined(BS_HAVE_NEON)
+    return &bs__kernels_neon;
+#endif
+    return &s_kernels_scalar;
+}
+
+static void s_init(void)
+{
+    const bs__kernels_t *best = s_best();
+    snprintf(s_available, sizeof s_available, "scalar%s%s", best != &s_kernels_scalar ? "," : "",
+             best != &s_kernels_scalar ? best->name : "");
+    s_cur = best;
+}
+
+static const bs__kernels_t *s_k(void)
+{
+    pthread_once(&s_once, s_init);
+    return s_cur;
+}
+
+const char *bs_kernels_isa(void)
+{
+    return s_k()->name;
+}
+
+const char *bs_kernels_available(void)
+{
+    s_k();
+    return s_available;
+}
+
+int bs_kernels_select(const char *isa)
+{
+    pthread_once(&s_once, s_init);
+    if (!isa)
+        return BS_EINVAL;
+    if (strcmp(isa, "scalar") == 0) {
+        s_cur = &s_kernels_scalar;
+        return 0;
+    }
+    const bs__kernels_t *best = s_best();
+    if (best != &s_kernels_scalar && strcmp(isa, best->name) == 0) {
+        s_cur = best;
+        return 0;
+    }
+    return BS_EUNSUPPORTED;
+}
+
+/* ---- GEMM ----------------------------------------------------------------------------- */
+
+enum {
+    S_KC = 256,        /* K block target */
+    S_KC_MAX1 = 384,   /* K up to this stays one block */
+    S_MC = 192,        /* M block target (rows of X packed at once) */
+    S_ALIGN = 64,
+};
+
+/* K block length: a function of K only, so the summation order never depends on threads
+ * or instruction set. */
+static int s_kc(int K)
+{
+    if (K <= S_KC_MAX1)
+        return K < 1 ? 1 : K;
+    int blocks = (K + S_KC - 1) / S_KC;
+    return (K + blocks - 1) / blocks;
+}
+
+static int s_round_up(int v, int m)
+{
+    return (v + m - 1) / m * m;
+}
+
+/* M block length for micro-panels of w rows. */
+static int s_mc(int M, int w)
+{
+    int mc = s_round_up(S_MC, w);
+    int mm = s_round_up(M < 1 ? 1 : M, w);
+    return mm < mc ? mm : mc;
+}
+
+static size_t s_slot_bytes(const bs__kernels_t *k, int M, int K)
+{
+    int mc = s_mc(M, k->mr), mc2 = s_mc(M, k->mt);
+    if (mc2 > mc)
+        mc = mc2;
+    size_t b = sizeof(float) * (size_t)mc * (size_t)s_kc(K);
+    return (b + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+}
+
+size_t bs_gemm_packed_size(int N, int K)
+{
+    const bs__kernels_t *k = s_k();
+    if (N <= 0 || K <= 0)
+        return S_ALIGN;
+    size_t panels = (size_t)((N + k->nr - 1) / k->nr);
+    return panels * (size_t)k->nr * (size_t)K * sizeof(float);
+}
+
+void bs_gemm_pack(const float *W, int64_t sn, int64_t sk, int N, int K, void *dst)
+{
+    const bs__kernels_t *k = s_k();
+    int nr = k->nr;
+    float *d = dst;
+    if (N <= 0 || K <= 0)
+        return;
+    for (int n0 = 0; n0 < N; n0 += nr) {
+        int nv = N - n0 < nr ? N - n0 : nr;
+        float *panel = d + (int64_t)n0 * K;
+        if (sn == 1) { /* W[k][n] (MatMul's B): each k's panel row is a contiguous run */
+            for (int kk = 0; kk < K; kk++) {
+                float *row = panel + (int64_t)kk * nr;
+                const float *src = W + n0 + (int64_t)kk * sk;
+                for (int j = 0; j < nr; j++)
+                    row[j] = j < nv ? src[j] : 0.0f;
+            }
+            continue;
+        }
+        for (int j = 0; j < nr; j++) {
+            if (j >= nv) {
+                for (int kk = 0; kk < K; kk++)
+                    panel[(int64_t)kk * nr + j] = 0.0f;
+                continue;
+            }
+            const float *src = W + (int64_t)(n0 + j) * sn;
+            for (int kk = 0; kk < K; kk++)
+                panel[(int64_t)kk * nr + j] = src[(int64_t)kk * sk];
+        }
+    }
+}
+
+size_t bs_gemm_scratch_size(int M, int N, int K, int threads)
+{
+    (void)N;
+    if (threads < 1)
+        threads = 1;
+    return S_ALIGN + (size_t)threads * s_slot_bytes(s_k(), M, K);
+}
+
+typedef struct s_gemm_job {
+    const bs__kernels_t *k;
+    int M, N, K;
+    const float *X;
+    int64_t sxm, sxk;
+    const float *Wp;
+    float *Y;
+    int64_t sym, syn;
+    int cols;                  /* 1: column kernel (sym == 1) */
+    int w;                     /* micro-panel width in m: mr or mt */
+    int kc, mc;                /* K block, M block */
+    int ppc;                   /* W panels per N chunk */
+    int nmb, nnb;              /* M blocks, N chunks */
+    bs__gemm_epi_t epi;        /* bias (of column 0), act, lo, hi */
+    char *scratch;
+    size_t slot;
+    atomic_int next;           /* next work item */
+} s_gemm_job_t;
+
+/* Copies the w (4 or 16: constant sizes the compiler inlines) floats of one k of one
+ * micro-panel. */
+static inline void s_copy_w(float *d, const float *s, int w)
+{
+    if (w == 16)
+        memcpy(d, s, 16 * sizeof(float));
+    else if (w == 4)
+        memcpy(d, s, 4 * sizeof(float));
+    else
+        memcpy(d, s, (size_t)w * sizeof(float));
+}
+
+/* Packs X rows [m0, m0+ml), columns [k0, k0+kl) into micro-panels of w rows, k-major.
+ * With sxm == 1 (X read transposed, as from im2col) every k is a contiguous run of m: the
+ * pack walks k outermost, reading each run once from start to end, which keeps the reads
+ * sequential for the prefetcher however many k there are. */
+static void s_pack_x(const s_gemm_job_t *j, int m0, int ml, int k0, int kl, float *xp)
+{
+    int w = j->w;
+    int64_t sxm = j->sxm, sxk = j->sxk;
+    int full = ml / w * w; /* rows in whole micro-panels */
+    if (sxm == 1) {
+        for (int k = 0; k < kl; k++) {
+            const float *s = j->X + m0 + (int64_t)(k0 + k) * sxk;
+            float *d = xp + (int64_t)k * w;
+            for (int p = 0; p < full; p += w)
+                s_copy_w(d + (int64_t)p * kl, s + p, w);
+        }
+    } else {
+        for (int p = 0; p < full; p += w) {
+            float *d = xp + (int64_t)p * kl;
+            const float *s = j->X + (int64_t)(m0 + p) * sxm + (int64_t)k0 * sxk;
+            if (sxk == 1) {
+                for (int i = 0; i < w; i++)
+                    for (int k = 0; k < kl; k++)
+                        d[(int64_t)k * w + i] = s[(int64_t)i * sxm + k];
+            } else {
+                for (int k = 0; k < kl; k++)
+                    for (int i = 0; i < w; i++)
+                        d[(int64_t)k * w + i] = s[(int64_t)i * sxm + (int64_t)k * sxk];
+            }
+        }
+    }
+    if (full == ml)
+        return;
+    /* the last, partial micro-panel: rows past M are zero */
+    int rows = ml - full;
+    float *d = xp + (int64_t)full * kl;
+    const float *s = j->X + (int64_t)(m0 + full) * sxm + (int64_t)k0 * sxk;
+    memset(d, 0, sizeof(float) * (size_t)w * (size_t)kl);
+    for (int k = 0; k < kl; k++)
+        for (int i = 0; i < rows; i++)
+            d[(int64_t)k * w + i] = s[(int64_t)i * sxm + (int64_t)k * sxk];
+}
+
+static void s_gemm_item(s_gemm_job_t *j, int item, float *xp)
+{
+    const bs__kernels_t *k = j->k;
+    int nr = k->nr;
+    int mb = item / j->nnb, nb = item % j->nnb;
+    int m0 = mb * j->mc;
+    int ml = j->M - m0 < j->mc ? j->M - m0 : j->mc;
+    int p0 = nb * j->ppc;
+    int p1 = p0 + j->ppc;
+    int npanels = (j->N + nr - 1) / nr;
+    if (p1 > npanels)
+        p1 = npanels;
+    bs__gemm_epi_t e = j->epi;
+    const float *bias = j->epi.bias;
+
+    for (int k0 = 0; k0 < j->K; k0 += j->kc) {
+        int kl = j->K - k0 < j->kc ? j->K - k0 : j->kc;
+        s_pack_x(j, m0, ml, k0, kl, xp);
+        e.accumulate = k0 > 0;
+        e.final = k0 + kl == j->K;
+        for (int p = p0; p < p1; p++) {
+            int n0 = p * nr;
+            int nv = j->N - n0 < nr ? j->N - n0 : nr;
+            const float *wp = j->Wp + (int64_t)n0 * j->K + (int64_t)k0 * nr;
+            for (int i = 0; i < ml; i += j->w) {
+                int mv = ml - i < j->w ? ml - i : j->w;
+                const float *xs = xp + (int64_t)i * kl;
+                float *y = j->Y + (int64_t)(m0 + i) * j->sym + (int64_t)n0 * j->syn;
+                if (!j->cols) {
+                    e.bias = bias ? bias + n0 : NULL;
+                    k->gemm_rows(kl, xs, wp, y, j->sym, j->syn, mv, nv, &e);
+                    continue;
+                }
+                for (int c = 0; c < nv; c += k->nt) {
+                    int cv = nv - c < k->nt ? nv - c : k->nt;
+                    e.bias = bias ? bias + n0 + c : NULL;
+                    k->gemm_cols(kl, xs, wp + c, y + (int64_t)c * j->syn, j->syn, mv, cv, &e);
+                }
+            }
+        }
+    }
+}
+
+/* One scratch slot: takes work items until none are left. */
+static void s_gemm_slot(void *ctx, int slot)
+{
+    s_gemm_job_t *j = ctx;
+    float *xp = (float *)(j->scratch + (size_t)slot * j->slot);
+    int items = j->nmb * j->nnb;
+    for (;;) {
+        int it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= items)
+            return;
+        s_gemm_item(j, it, xp);
+    }
+}
+
+void bs_gemm(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk, const void *Wp,
+             const float *bias, float *Y, int64_t sym, int64_t syn, int act, float lo, float hi,
+             void *scratch, bs_threadpool_t *pool)
+{
+    const bs__kernels_t *k = s_k();
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) { /* empty sum: Y = act(bias) */
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++)
+                Y[(int64_t)m * sym + (int64_t)n * syn] =
+                    bs__act1(bias ? bias[n] : 0.0f, act, lo, hi);
+        return;
+    }
+    s_gemm_job_t j = {
+        .k = k, .M = M, .N = N, .K = K, .X = X, .sxm = sxm, .sxk = sxk, .Wp = Wp, .Y = Y,
+        .sym = sym, .syn = syn,
+        .epi = {.bias = bias, .act = act, .lo = lo, .hi = hi},
+    };
+    j.cols = sym == 1 && syn != 1;
+    j.w = j.cols ? k->mt : k->mr;
+    j.kc = s_kc(K);
+    /* M blocks of about S_MC rows, of equal size; with threads, at least about 3 work items
+     * per thread: split N into chunks of panels first (X is then packed once per chunk),
+     * then M further. None of this changes any element's summation order. */
+    int npanels = (N + k->nr - 1) / k->nr;
+    int mpanels = (M + j.w - 1) / j.w;
+    int threads = bs_threadpool_size(pool);
+    j.nmb = (M + S_MC - 1) / S_MC;
+    j.nnb = 1;
+    if (threads > 1 && j.nmb < 3 * threads) {
+        j.nnb = (3 * threads + j.nmb - 1) / j.nmb;
+        if (j.nnb > npanels)
+            j.nnb = npanels;
+        if (j.nmb * j.nnb < 3 * threads)
+            j.nmb = (3 * threads + j.nnb - 1) / j.nnb;
+    }
+    if (j.nmb > mpanels)
+        j.nmb = mpanels;
+    j.mc = s_round_up((M + j.nmb - 1) / j.nmb, j.w); /* <= s_mc(M, w): fits the slot */
+    j.nmb = (M + j.mc - 1) / j.mc;
+    j.ppc = (npanels + j.nnb - 1) / j.nnb;
+    j.nnb = (npanels + j.ppc - 1) / j.ppc;
+    uintptr_t base = ((uintptr_t)scratch + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+    j.scratch = (char *)base;
+    j.slot = s_slot_bytes(k, M, K);
+    atomic_init(&j.next, 0);
+    int slots = j.nmb * j.nnb < threads ? j.nmb * j.nnb : threads;
+    bs_threadpool_run(pool, slots, s_gemm_slot, &j);
+}
+
+/* ---- im2col and depthwise ------------------------------------------------------------- */
+
+void bs_im2col(const bs_conv2d_t *g, const float *x, float *col)
+{
+    s_k()->im2col(g, x, col);
+}
+
+typedef struct s_dw_job {
+    const bs__kernels_t *k;
+    const bs_conv2d_t *g;
+    const float *x, *w, *bias;
+    float *y;
+    int act;
+    float lo, hi;
+} s_dw_job_t;
+
+static void s_dw_channel(void *ctx, int c)
+{
+    const s_dw_job_t *j = ctx;
+    const bs_conv2d_t *g = j->g;
+    j->k->dw_plane(g, j->x + (int64_t)c * g->H * g->W, j->w + (int64_t)c * g->KH * g->KW,
+                   j->bias ? j->bias[c] : 0.0f, j->y + (int64_t)c * g->OH * g->OW, j->act,
+                   j->lo, j->hi);
+}
+
+void bs_conv2d_depthwise(const bs_conv2d_t *g, const float *x, const float *w,
+                         const float *bias, float *y, int act, float lo, float hi,
+                         bs_threadpool_t *pool)
+{
+    if (g->OH <= 0 || g->OW <= 0)
+        return;
+    s_dw_job_t j = {s_k(), g, x, w, bias, y, act, lo, hi};
+    bs_threadpool_run(pool, g->C, s_dw_channel, &j);
+}

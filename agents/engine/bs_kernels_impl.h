@@ -1,0 +1,114 @@
+/*
+ * bs_kernels_impl.h - internal to the kernels: the table each instruction set fills.
+ *
+ * bs_kernels.c holds the drivers (blocking, packing of X, threading) and the portable C
+ * reference of every kernel; bs_kernels_avx2.c and bs_kernels_neon.c each export one
+ * bs__kernels_t with their micro-kernels and layouts. The drivers only ever call through
+ * the table, so an instruction set is added by writing one file and one table.
+ *
+ * GEMM layout shared by every table (see bs_kernels.h for the math):
+ *   - W is packed in panels of nr columns (n), each panel K rows (k) of nr floats: panel p,
+ *     element (k, j) at Wp[p*nr*K + k*nr + j]; the last panel is zero-padded.
+ *   - X is packed per M block and K block (kc) into micro-panels, k-major: a row micro-panel
+ *     holds mr values of m per k (xp[k*mr + i]), a column micro-panel mt values
+ *     (xp[k*mt + i]); rows past M are zero.
+ *   - gemm_rows computes an mr x nr tile (m rows, n columns), vectorised along n: the kernel
+ *     for row-major Y (syn == 1) and for any other strides. gemm_cols computes a tile of mt
+ *     values of m by nt of n, vectorised along m: the kernel for sym == 1 (NCHW conv planes),
+ *     whose stores are then contiguous runs of m; it reads nt columns of an nr-wide panel.
+ *   - Every output element is one sequential sum over k in each K block; a later K block adds
+ *     its partial sum to what Y holds (accumulate), and the last one adds the bias and applies
+ *     the activation (final). Every table follows the same order, so instruction sets differ
+ *     only by the rounding of fused multiply-adds.
+ */
+#ifndef BS_KERNELS_IMPL_H
+#define BS_KERNELS_IMPL_H
+
+#include <stdint.h>
+
+#include "bs_kernels.h"
+
+/* What a GEMM tile does when it stores. */
+typedef struct bs__gemm_epi {
+    const float *bias; /* bias of the tile's first column (n), or NULL */
+    int accumulate;    /* add Y's current value (the sum of the earlier K blocks) */
+    int final;         /* last K block: add bias, then apply act */
+    int act;           /* BS_KACT_* */
+    float lo, hi;      /* Clip bounds */
+} bs__gemm_epi_t;
+
+/* Row tile: Y[i*sym + j*syn] for i < mv <= mr, j < nv <= nr. xp: kc x mr; wp: kc x nr. */
+typedef void (*bs__gemm_rows_fn)(int kc, const float *xp, const float *wp, float *y,
+                                 int64_t sym, int64_t syn, int mv, int nv,
+                                 const bs__gemm_epi_t *e);
+/* Column tile: Y[i + j*syn] for i < mv <= mt, j < nv <= nt. xp: kc x mt; wp: the tile's first
+ * column inside an nr-wide panel (k stride nr). */
+typedef void (*bs__gemm_cols_fn)(int kc, const float *xp, const float *wp, float *y,
+                                 int64_t syn, int mv, int nv, const bs__gemm_epi_t *e);
+/* One depthwise plane: y = act(conv(x, w) + b), x one H x W plane, w one KH x KW filter. */
+typedef void (*bs__dw_plane_fn)(const bs_conv2d_t *g, const float *x, const float *w, float b,
+                                float *y, int act, float lo, float hi);
+typedef void (*bs__im2col_fn)(const bs_conv2d_t *g, const float *x, float *col);
+
+typedef struct bs__kernels {
+    const char *name;        /* "scalar", "avx2", "neon" */
+    int nr;                  /* W panel width (n); a multiple of nt is not required */
+    int mr;                  /* m rows of a gemm_rows tile */
+    int mt, nt;              /* m and n extent of a gemm_cols tile */
+    bs__gemm_rows_fn gemm_rows;
+    bs__gemm_cols_fn gemm_cols;
+    bs__im2col_fn im2col;
+    bs__dw_plane_fn dw_plane;
+} bs__kernels_t;
+
+#define BS__NR_MAX 16
+#define BS__MR_MAX 16
+
+/* The portable im2col of the fast paths (row copies), in bs_kernels.c. */
+void bs__im2col_rows(const bs_conv2d_t *g, const float *x, float *col);
+
+/* One output of a depthwise plane, in the reference order (kh, then kw; bias after the
+ * sum): the reference, and the fast paths' fallback. Returns the value before act. */
+static inline float bs__dw_point(const bs_conv2d_t *g, const float *x, const float *w, float b,
+                                 int oh, int ow)
+{
+    float acc = 0.0f;
+    for (int kh = 0; kh < g->KH; kh++) {
+        int ih = oh * g->sh + kh * g->dh - g->pt;
+        if (ih < 0 || ih >= g->H)
+            continue;
+        for (int kw = 0; kw < g->KW; kw++) {
+            int iw = ow * g->sw + kw * g->dw - g->pl;
+            if (iw < 0 || iw >= g->W)
+                continue;
+            acc += x[(int64_t)ih * g->W + iw] * w[kh * g->KW + kw];
+        }
+    }
+    return acc + b;
+}
+
+/* Activation of one value; NaN stays NaN (as in ONNX Relu and Clip). */
+static inline float bs__act1(float v, int act, float lo, float hi)
+{
+    if (act == BS_KACT_RELU)
+        return v < 0.0f ? 0.0f : v;
+    if (act == BS_KACT_CLIP)
+        return v < lo ? lo : (v > hi ? hi : v);
+    return v;
+}
+
+/* Stores one element of a GEMM tile (column j of the tile): adds what the earlier K blocks
+ * left in Y, then on the last block the bias and the activation. */
+static inline void bs__gemm_store1(float *y, float v, const bs__gemm_epi_t *e, int j)
+{
+    if (e->accumulate)
+        v = *y + v;
+    if (e->final) {
+        if (e->bias)
+            v += e->bias[j];
+        v = bs__act1(v, e->act, e->lo, e->hi);
+    }
+    *y = v;
+}
+
+#endif
