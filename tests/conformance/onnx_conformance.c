@@ -531,9 +531,10 @@ static int s_run_test(const char *test_dir, char *why, size_t cap)
         if (!s_exists(set_dir))
             break;
         char sub[1024];
-        if (s_run_set(m, test_dir, set_dir, sub, sizeof sub) != 0) {
+        int set_rc = s_run_set(m, test_dir, set_dir, sub, sizeof sub);
+        if (set_rc != 0) {
             s_fmt(why, cap, "test_data_set_%d: %s", s, sub);
-            rc = 1;
+            rc = set_rc == 2 ? 2 : 1; /* 2: refused at load */
             break;
         }
         sets++;
