@@ -13,6 +13,7 @@
 #include "bs_graph.h"
 #include "bs_test.h"
 #include "bs_util.h"
+#include "onnx.pb-c.h"
 
 #define NODE_DIR "/usr/share/libonnx-testdata/data/node"
 
@@ -149,6 +150,144 @@ BS_TEST(bundled_model_fused)
     ASSERT(fused == NULL);
 }
 
+/* Writes a one-node model Y = Gemm(X[1,3], W[2,3]^T) whose W lives in an external data file
+ * "w.bin" (at byte offset 8) next to the model. */
+static void s_write_external_model(const char *dir, const char *location, int64_t length)
+{
+    char path[512];
+    float w[6] = {1, 2, 3, 4, 5, 6};
+    unsigned char file[8 + sizeof w] = {0};
+    memcpy(file + 8, w, sizeof w);
+    bs_err_t e;
+    snprintf(path, sizeof path, "%s/w.bin", dir);
+    ASSERT_OK(bs_write_file(path, file, sizeof file, &e));
+
+    char off_s[] = "8", len_s[32];
+    snprintf(len_s, sizeof len_s, "%lld", (long long)length);
+    Onnx__StringStringEntryProto loc = ONNX__STRING_STRING_ENTRY_PROTO__INIT,
+                                 off = ONNX__STRING_STRING_ENTRY_PROTO__INIT,
+                                 len = ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+    loc.key = "location";
+    loc.value = (char *)location;
+    off.key = "offset";
+    off.value = off_s;
+    len.key = "length";
+    len.value = len_s;
+    Onnx__StringStringEntryProto *ext[3] = {&loc, &off, &len};
+    Onnx__TensorProto wt = ONNX__TENSOR_PROTO__INIT;
+    int64_t wdims[2] = {2, 3};
+    wt.name = "W";
+    wt.n_dims = 2;
+    wt.dims = wdims;
+    wt.has_data_type = 1;
+    wt.data_type = BS_DT_FLOAT;
+    wt.has_data_location = 1;
+    wt.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    wt.n_external_data = 3;
+    wt.external_data = ext;
+    Onnx__TensorProto *inits[1] = {&wt};
+
+    Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT,
+                                      d1 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+    d0.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    d0.dim_value = 1;
+    d1.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    d1.dim_value = 3;
+    Onnx__TensorShapeProto__Dimension *dims[2] = {&d0, &d1};
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    shape.n_dim = 2;
+    shape.dim = dims;
+    Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT;
+    tt.has_elem_type = 1;
+    tt.elem_type = BS_DT_FLOAT;
+    tt.shape = &shape;
+    Onnx__TypeProto type = ONNX__TYPE_PROTO__INIT;
+    type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    type.tensor_type = &tt;
+    Onnx__ValueInfoProto xin = ONNX__VALUE_INFO_PROTO__INIT, yout = ONNX__VALUE_INFO_PROTO__INIT;
+    xin.name = "X";
+    xin.type = &type;
+    yout.name = "Y";
+    Onnx__ValueInfoProto *ins[1] = {&xin}, *outs[1] = {&yout};
+
+    Onnx__AttributeProto tb = ONNX__ATTRIBUTE_PROTO__INIT;
+    tb.name = "transB";
+    tb.has_type = 1;
+    tb.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    tb.has_i = 1;
+    tb.i = 1;
+    Onnx__AttributeProto *attrs[1] = {&tb};
+    char *nin[2] = {"X", "W"}, *nout[1] = {"Y"};
+    Onnx__NodeProto node = ONNX__NODE_PROTO__INIT;
+    node.name = "fc";
+    node.op_type = "Gemm";
+    node.n_input = 2;
+    node.input = nin;
+    node.n_output = 1;
+    node.output = nout;
+    node.n_attribute = 1;
+    node.attribute = attrs;
+    Onnx__NodeProto *nodes[1] = {&node};
+    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
+    graph.name = "ext";
+    graph.n_node = 1;
+    graph.node = nodes;
+    graph.n_initializer = 1;
+    graph.initializer = inits;
+    graph.n_input = 1;
+    graph.input = ins;
+    graph.n_output = 1;
+    graph.output = outs;
+    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    opset.domain = "";
+    opset.has_version = 1;
+    opset.version = 13;
+    Onnx__OperatorSetIdProto *opsets[1] = {&opset};
+    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
+    model.has_ir_version = 1;
+    model.ir_version = 8;
+    model.n_opset_import = 1;
+    model.opset_import = opsets;
+    model.graph = &graph;
+    size_t n = onnx__model_proto__get_packed_size(&model);
+    uint8_t *buf = bs_malloc(n);
+    onnx__model_proto__pack(&model, buf);
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    ASSERT_OK(bs_write_file(path, buf, n, &e));
+    bs_free(buf);
+}
+
+BS_TEST(external_data)
+{
+    char path[512];
+    bs_graph_t *g;
+    bs_err_t e;
+    snprintf(path, sizeof path, "%s/model.onnx", bs_test_tmpdir());
+    s_write_external_model(bs_test_tmpdir(), "w.bin", 24);
+    int rc = bs_graph_load(path, NULL, &g, &e);
+    if (rc)
+        fprintf(stderr, "%s\n", e.msg);
+    ASSERT_OK(rc);
+    float x[3] = {1, 1, 2};
+    ASSERT_OK(bs_graph_set_input(g, 0, BS_DT_FLOAT, x, sizeof x, &e));
+    ASSERT_OK(bs_graph_run(g, &e));
+    const float *y = bs_graph_output(g, 0)->data;
+    ASSERT_DBL_NEAR(1 + 2 + 6, y[0], 1e-6);
+    ASSERT_DBL_NEAR(4 + 5 + 12, y[1], 1e-6);
+    bs_graph_free(&g);
+    /* A wrong length, a file outside the model's directory, a missing file: clear errors. */
+    s_write_external_model(bs_test_tmpdir(), "w.bin", 20);
+    ASSERT_EQ(BS_EMODEL, bs_graph_load(path, NULL, &g, &e));
+    ASSERT_CONTAINS(e.msg, "tensor 'W'");
+    s_write_external_model(bs_test_tmpdir(), "../w.bin", 24);
+    ASSERT_EQ(BS_EMODEL, bs_graph_load(path, NULL, &g, &e));
+    ASSERT_CONTAINS(e.msg, "inside the model's directory");
+    s_write_external_model(bs_test_tmpdir(), "nope.bin", 24);
+    ASSERT_EQ(BS_EMODEL, bs_graph_load(path, NULL, &g, &e));
+    ASSERT_CONTAINS(e.msg, "nope.bin");
+}
+
 #define TESTS(X)                                                                                 \
-    X(broadcast) X(half_floats) X(tensor_pb) X(unsupported_and_corrupt) X(bundled_model_fused)
+    X(broadcast) X(half_floats) X(tensor_pb) X(unsupported_and_corrupt)                        \
+    X(bundled_model_fused) X(external_data)
 BS_TEST_MAIN(TESTS)
