@@ -34,17 +34,30 @@ if [ $quick -eq 0 ]; then
   echo "=== fuzz: build"
   cmake -S "$ROOT" -B build-test-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
     -DBS_FUZZ=ON >/dev/null
-  cmake --build build-test-fuzz -j"$JOBS" --target fuzz_proto fuzz_config fuzz_model >/dev/null
+  cmake --build build-test-fuzz -j"$JOBS" --target fuzz_proto fuzz_config fuzz_model fuzz_npy \
+    fuzz_graph >/dev/null
   secs=${BS_FUZZ_SECONDS:-20}
-  for t in proto config model; do
+  for t in proto config model npy graph; do
     echo "=== fuzz: $t for ${secs}s"
     mkdir -p "build-test-fuzz/corpus-$t"
+    extra=()  # read-only seed corpora
+    [ $t = model ] && extra=(models)
+    [ $t = graph ] && for d in test_conv_with_strides_padding test_gemm_default_no_bias \
+        test_maxpool_2d_pads; do extra+=("/usr/share/libonnx-testdata/data/node/$d"); done
     if build-test-fuzz/fuzz_$t -max_total_time="$secs" -rss_limit_mb=2048 \
-        "build-test-fuzz/corpus-$t" "tests/fuzz/corpus/$t" $([ $t = model ] && echo models) > "build-test-fuzz/fuzz_$t.log" 2>&1
+        "build-test-fuzz/corpus-$t" "tests/fuzz/corpus/$t" "${extra[@]}" \
+        > "build-test-fuzz/fuzz_$t.log" 2>&1
     then echo "fuzz_$t: no crash in ${secs}s ($(grep -c '' build-test-fuzz/fuzz_$t.log) log lines)"
     else echo "fuzz_$t: FAILED"; tail -40 "build-test-fuzz/fuzz_$t.log"; fail=1
     fi
   done
+fi
+echo "=== arm64: kernel tests under qemu-aarch64 (tools/cross-arm64.sh)"
+mkdir -p build-cross-arm64
+if bash tools/cross-arm64.sh > build-cross-arm64/cross.log 2>&1; then
+  tail -1 build-cross-arm64/cross.log
+else
+  tail -40 build-cross-arm64/cross.log; fail=1
 fi
 if [ $fail -ne 0 ]; then
   echo "tools/test.sh: FAILED"

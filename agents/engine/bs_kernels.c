@@ -3,8 +3,8 @@
  * reference ("scalar") of every kernel.
  *
  * Dispatch: on first use (pthread_once) the best table the build and CPU allow is chosen:
- * AVX2+FMA on x86-64 when __builtin_cpu_supports says so, NEON always on arm64, else the
- * scalar table. bs_kernels_select() forces one (tests and benchmarks).
+ * on x86-64 AVX-512 (F, VL, BW) when __builtin_cpu_supports says so, else AVX2+FMA; NEON
+ * always on arm64; else the scalar table. bs_kernels_select() forces one (tests and benchmarks).
  *
  * GEMM driver (layouts in bs_kernels_impl.h): Y = act(X W^T + bias).
  *   - K is cut in blocks of kc (a function of K alone, about 256), M in blocks of mc rows,
@@ -14,7 +14,11 @@
  *     K block and applying bias and activation on the last.
  *   - Row-major Y (syn == 1), and any strides other than sym == 1, use the row kernel (tile
  *     mr x nr, vectorised along n); sym == 1 (NCHW conv planes, Y[n*P + m]) uses the column
- *     kernel (tile mt x nt, vectorised along m), whose stores are contiguous runs of m.
+ *     kernel (tile mt x nt, vectorised along m), whose stores are contiguous runs of m,
+ *     unless M is at most the table's rows_max_m (planes of few pixels, where a vector of m
+ *     would be mostly empty): then the row kernel again.
+ *   - A single row (M block of one row) goes to the table's gemm_row1 when it has one: X is
+ *     read in place and several panels run at once.
  *   - Threads: bs_threadpool_run hands out one item per scratch slot; each slot then takes
  *     work items from an atomic counter. K is never split and kc depends on K only, so every
  *     output element is summed in the same order whatever the thread count: results are
@@ -36,6 +40,9 @@
 
 #if defined(BS_HAVE_AVX2)
 extern const bs__kernels_t bs__kernels_avx2;
+#endif
+#if defined(BS_HAVE_AVX512)
+extern const bs__kernels_t bs__kernels_avx512;
 #endif
 #if defined(BS_HAVE_NEON)
 extern const bs__kernels_t bs__kernels_neon;
@@ -158,26 +165,31 @@ void bs__im2col_rows(const bs_conv2d_t *g, const float *x, float *col)
 static const bs__kernels_t *s_cur = &s_kernels_scalar;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static char s_available[64];
-
-static const bs__kernels_t *s_best(void)
-{
-#if defined(BS_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return &bs__kernels_avx2;
-#endif
-#if defined(BS_HAVE_NEON)
-    return &bs__kernels_neon;
-#endif
-    return &s_kernels_scalar;
-}
+/* The tables this build and CPU can run, worst first; s_tables[s_ntables - 1] is the best. */
+static const bs__kernels_t *s_tables[4] = {&s_kernels_scalar};
+static int s_ntables = 1;
 
 static void s_init(void)
 {
-    const bs__kernels_t *best = s_best();
-    snprintf(s_available, sizeof s_available, "scalar%s%s", best != &s_kernels_scalar ? "," : "",
-             best != &s_kernels_scalar ? best->name : "");
-    s_cur = best;
+#if defined(BS_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        s_tables[s_ntables++] = &bs__kernels_avx2;
+#if defined(BS_HAVE_AVX512)
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512bw"))
+            s_tables[s_ntables++] = &bs__kernels_avx512;
+#endif
+    }
+#endif
+#if defined(BS_HAVE_NEON)
+    s_tables[s_ntables++] = &bs__kernels_neon;
+#endif
+    size_t at = 0;
+    for (int i = 0; i < s_ntables; i++)
+        at += (size_t)snprintf(s_available + at, sizeof s_available - at, "%s%s", i ? "," : "",
+                               s_tables[i]->name);
+    s_cur = s_tables[s_ntables - 1];
 }
 
 static const bs__kernels_t *s_k(void)
@@ -202,15 +214,11 @@ int bs_kernels_select(const char *isa)
     pthread_once(&s_once, s_init);
     if (!isa)
         return BS_EINVAL;
-    if (strcmp(isa, "scalar") == 0) {
-        s_cur = &s_kernels_scalar;
-        return 0;
-    }
-    const bs__kernels_t *best = s_best();
-    if (best != &s_kernels_scalar && strcmp(isa, best->name) == 0) {
-        s_cur = best;
-        return 0;
-    }
+    for (int i = 0; i < s_ntables; i++)
+        if (strcmp(isa, s_tables[i]->name) == 0) {
+            s_cur = s_tables[i];
+            return 0;
+        }
     return BS_EUNSUPPORTED;
 }
 
@@ -323,11 +331,15 @@ typedef struct s_gemm_job {
     atomic_int next;           /* next work item */
 } s_gemm_job_t;
 
-/* Copies the w (4 or 16: constant sizes the compiler inlines) floats of one k of one
+/* Copies the w (4, 12, 16 or 32: constant sizes the compiler inlines) floats of one k of one
  * micro-panel. */
 static inline void s_copy_w(float *d, const float *s, int w)
 {
-    if (w == 16)
+    if (w == 32)
+        memcpy(d, s, 32 * sizeof(float));
+    else if (w == 12)
+        memcpy(d, s, 12 * sizeof(float));
+    else if (w == 16)
         memcpy(d, s, 16 * sizeof(float));
     else if (w == 4)
         memcpy(d, s, 4 * sizeof(float));
@@ -393,11 +405,22 @@ static void s_gemm_item(s_gemm_job_t *j, int item, float *xp)
     bs__gemm_epi_t e = j->epi;
     const float *bias = j->epi.bias;
 
+    /* one row (a batch-1 Gemm / MatMul): X is read in place, all panels at once */
+    int gemv = !j->cols && ml == 1 && k->gemm_row1;
+    int nvl = j->N - (p1 - 1) * nr < nr ? j->N - (p1 - 1) * nr : nr;
     for (int k0 = 0; k0 < j->K; k0 += j->kc) {
         int kl = j->K - k0 < j->kc ? j->K - k0 : j->kc;
-        s_pack_x(j, m0, ml, k0, kl, xp);
         e.accumulate = k0 > 0;
         e.final = k0 + kl == j->K;
+        if (gemv) {
+            e.bias = bias ? bias + (int64_t)p0 * nr : NULL;
+            k->gemm_row1(kl, j->X + (int64_t)m0 * j->sxm + (int64_t)k0 * j->sxk, j->sxk,
+                         j->Wp + (int64_t)p0 * nr * j->K + (int64_t)k0 * nr, (int64_t)nr * j->K,
+                         p1 - p0, j->Y + (int64_t)m0 * j->sym + (int64_t)p0 * nr * j->syn,
+                         j->syn, nvl, &e);
+            continue;
+        }
+        s_pack_x(j, m0, ml, k0, kl, xp);
         for (int p = p0; p < p1; p++) {
             int n0 = p * nr;
             int nv = j->N - n0 < nr ? j->N - n0 : nr;
@@ -454,7 +477,7 @@ void bs_gemm(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk, cons
         .sym = sym, .syn = syn,
         .epi = {.bias = bias, .act = act, .lo = lo, .hi = hi},
     };
-    j.cols = sym == 1 && syn != 1;
+    j.cols = sym == 1 && syn != 1 && M > k->rows_max_m;
     j.w = j.cols ? k->mt : k->mr;
     j.kc = s_kc(K);
     /* M blocks of about S_MC rows, of equal size; with threads, at least about 3 work items
@@ -500,6 +523,7 @@ typedef struct s_dw_job {
     float *y;
     int act;
     float lo, hi;
+    int per;  /* channels per item (dw_planes) */
 } s_dw_job_t;
 
 static void s_dw_channel(void *ctx, int c)
@@ -511,12 +535,33 @@ static void s_dw_channel(void *ctx, int c)
                    j->lo, j->hi);
 }
 
+static void s_dw_chunk(void *ctx, int i)
+{
+    const s_dw_job_t *j = ctx;
+    int c0 = i * j->per, c1 = c0 + j->per < j->g->C ? c0 + j->per : j->g->C;
+    j->k->dw_planes(j->g, j->x, j->w, j->bias, j->y, c0, c1, j->act, j->lo, j->hi);
+}
+
+/* Channels go one per item, or in chunks (per thread, about four each) to a table's
+ * dw_planes; every channel is computed alone, so the split never changes a value. */
 void bs_conv2d_depthwise(const bs_conv2d_t *g, const float *x, const float *w,
                          const float *bias, float *y, int act, float lo, float hi,
                          bs_threadpool_t *pool)
 {
     if (g->OH <= 0 || g->OW <= 0)
         return;
-    s_dw_job_t j = {s_k(), g, x, w, bias, y, act, lo, hi};
+    s_dw_job_t j = {s_k(), g, x, w, bias, y, act, lo, hi, 1};
+    if (j.k->dw_planes) {
+        int items = 4 * bs_threadpool_size(pool);
+        if (items > g->C)
+            items = g->C;
+        if (items <= 1) {
+            j.k->dw_planes(g, x, w, bias, y, 0, g->C, act, lo, hi);
+            return;
+        }
+        j.per = (g->C + items - 1) / items;
+        bs_threadpool_run(pool, (g->C + j.per - 1) / j.per, s_dw_chunk, &j);
+        return;
+    }
     bs_threadpool_run(pool, g->C, s_dw_channel, &j);
 }

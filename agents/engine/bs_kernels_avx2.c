@@ -18,7 +18,8 @@
  * no border case remains and every output runs the vector code: 8 outputs per vector, one
  * plain load per tap; 3x3 filters hold their nine weights in registers and run two vectors
  * at a time. Strides above 2 and rows too wide for a band use the reference per-pixel sum.
- * Every sum runs over kh, then kw, as the reference does.
+ * Every sum runs over kh, then kw, as the reference does. The AVX-512 table uses this
+ * depthwise kernel too (bs__dw_plane_avx2).
  */
 #include <immintrin.h>
 
@@ -368,8 +369,8 @@ enum { S_DW_BUF = 16384 }; /* floats of band on the stack (64 KiB) */
 
 /* Depthwise plane, in bands of output rows whose input rows fit S_DW_BUF. Strides other than
  * 1 and 2, or rows too wide for a band, take the reference per-pixel code. */
-static void s_dw_plane_avx2(const bs_conv2d_t *g, const float *x, const float *w, float b,
-                            float *y, int act, float lo, float hi)
+void bs__dw_plane_avx2(const bs_conv2d_t *g, const float *x, const float *w, float b, float *y,
+                       int act, float lo, float hi)
 {
     float buf[S_DW_BUF] __attribute__((aligned(32)));
     int owv = (g->OW + 7) / 8 * 8;
@@ -414,5 +415,5 @@ const bs__kernels_t bs__kernels_avx2 = {
     .gemm_rows = s_gemm_rows_avx2,
     .gemm_cols = s_gemm_cols_avx2,
     .im2col = bs__im2col_rows,
-    .dw_plane = s_dw_plane_avx2,
+    .dw_plane = bs__dw_plane_avx2,
 };

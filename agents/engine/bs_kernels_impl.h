@@ -2,7 +2,8 @@
  * bs_kernels_impl.h - internal to the kernels: the table each instruction set fills.
  *
  * bs_kernels.c holds the drivers (blocking, packing of X, threading) and the portable C
- * reference of every kernel; bs_kernels_avx2.c and bs_kernels_neon.c each export one
+ * reference of every kernel; bs_kernels_avx2.c, bs_kernels_avx512.c and bs_kernels_neon.c
+ * each export one
  * bs__kernels_t with their micro-kernels and layouts. The drivers only ever call through
  * the table, so an instruction set is added by writing one file and one table.
  *
@@ -41,6 +42,13 @@ typedef struct bs__gemm_epi {
 typedef void (*bs__gemm_rows_fn)(int kc, const float *xp, const float *wp, float *y,
                                  int64_t sym, int64_t syn, int mv, int nv,
                                  const bs__gemm_epi_t *e);
+/* Optional single-row GEMV (NULL: the row tile is used): one row of X (xp[k*xs], k < kc)
+ * times np whole panels (panel q at wp + q*wps, outputs at y + q*nr*syn, bias at
+ * e->bias + q*nr); the last panel has nvl valid columns. Each output is one sequential sum
+ * over k, as in the row tile. */
+typedef void (*bs__gemm_row1_fn)(int kc, const float *xp, int64_t xs, const float *wp,
+                                 int64_t wps, int np, float *y, int64_t syn, int nvl,
+                                 const bs__gemm_epi_t *e);
 /* Column tile: Y[i + j*syn] for i < mv <= mt, j < nv <= nt. xp: kc x mt; wp: the tile's first
  * column inside an nr-wide panel (k stride nr). */
 typedef void (*bs__gemm_cols_fn)(int kc, const float *xp, const float *wp, float *y,
@@ -48,24 +56,36 @@ typedef void (*bs__gemm_cols_fn)(int kc, const float *xp, const float *wp, float
 /* One depthwise plane: y = act(conv(x, w) + b), x one H x W plane, w one KH x KW filter. */
 typedef void (*bs__dw_plane_fn)(const bs_conv2d_t *g, const float *x, const float *w, float b,
                                 float *y, int act, float lo, float hi);
+/* Optional: channels [c0, c1) of a depthwise convolution, x, w, bias and y pointing at
+ * channel 0; the same values as dw_plane on each channel. */
+typedef void (*bs__dw_planes_fn)(const bs_conv2d_t *g, const float *x, const float *w,
+                                 const float *bias, float *y, int c0, int c1, int act, float lo,
+                                 float hi);
 typedef void (*bs__im2col_fn)(const bs_conv2d_t *g, const float *x, float *col);
 
 typedef struct bs__kernels {
-    const char *name;        /* "scalar", "avx2", "neon" */
+    const char *name;        /* "scalar", "avx2", "avx512", "neon" */
     int nr;                  /* W panel width (n); a multiple of nt is not required */
     int mr;                  /* m rows of a gemm_rows tile */
     int mt, nt;              /* m and n extent of a gemm_cols tile */
+    int rows_max_m;          /* sym == 1 with M <= this uses gemm_rows too (0: never) */
     bs__gemm_rows_fn gemm_rows;
+    bs__gemm_row1_fn gemm_row1; /* may be NULL */
     bs__gemm_cols_fn gemm_cols;
     bs__im2col_fn im2col;
     bs__dw_plane_fn dw_plane;
+    bs__dw_planes_fn dw_planes; /* may be NULL */
 } bs__kernels_t;
 
-#define BS__NR_MAX 16
+#define BS__NR_MAX 32
 #define BS__MR_MAX 16
 
 /* The portable im2col of the fast paths (row copies), in bs_kernels.c. */
 void bs__im2col_rows(const bs_conv2d_t *g, const float *x, float *col);
+
+/* The AVX2 depthwise plane (bs_kernels_avx2.c), which the AVX-512 table shares. */
+void bs__dw_plane_avx2(const bs_conv2d_t *g, const float *x, const float *w, float b, float *y,
+                       int act, float lo, float hi);
 
 /* One output of a depthwise plane, in the reference order (kh, then kw; bias after the
  * sum): the reference, and the fast paths' fallback. Returns the value before act. */
