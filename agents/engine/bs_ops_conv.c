@@ -26,20 +26,7 @@
 #include "bs_op.h"
 #include "bs_threadpool.h"
 
-/* Shared with bs_ops_nn.c (defined there). */
-int bs__input_f32(bs_graph_t *g, const bs_node_t *n, int k, const char *what, bs_tensor_t **out,
-                  bs_err_t *err);
-int bs__output(bs_graph_t *g, const bs_node_t *n, int k, bs_tensor_t **out, bs_err_t *err);
-int bs__spatial_dims(const bs_node_t *n, int ns, const int64_t *in, const int64_t *k,
-                     int ceil_mode, int64_t *s, int64_t *d, int64_t *ph, int64_t *pt, int64_t *out,
-                     bs_err_t *err);
-int bs__threads(const bs_graph_t *g);
-size_t bs__align64(size_t n);
-void *bs__aligned_alloc(size_t bytes, void **raw);
-
-/* Defined here, listed in bs_ops_nn[]. */
-extern const bs_op_t bs__op_conv;
-extern const bs_op_t bs__op_conv_transpose;
+#include "bs_ops_internal.h"
 
 enum { S_PATH_DW = 1, S_PATH_1X1 = 2, S_PATH_IM2COL2D = 3, S_PATH_IM2COL3D = 4 };
 
