@@ -79,10 +79,30 @@ const bs_attr_t *bs_node_attr(const bs_node_t *n, const char *name)
     return NULL;
 }
 
+/* An attribute present with another type than the op reads is a malformed model, not an
+ * absent attribute: the accessor returns the default and records the mismatch on the node,
+ * and the loader turns it into an error naming the node and the attribute after infer(). The
+ * node is the graph's own mutable storage; the accessors take it const for the ops' sake. */
+static void s_attr_mismatch(const bs_node_t *n, const bs_attr_t *a, const char *want)
+{
+    static const char *const names[] = {"?", "FLOAT", "INT", "STRING", "TENSOR", "GRAPH",
+                                        "FLOATS", "INTS", "STRINGS"};
+    bs_node_t *m = (bs_node_t *)n;
+    if (m->bad_attr)
+        return;
+    m->bad_attr = a->name;
+    snprintf(m->bad_attr_why, sizeof m->bad_attr_why, "%s, expected %s",
+             a->type >= 0 && a->type <= 8 ? names[a->type] : "?", want);
+}
+
 int64_t bs_attr_int(const bs_node_t *n, const char *name, int64_t dflt)
 {
     const bs_attr_t *a = bs_node_attr(n, name);
-    return a && a->type == BS_ATTR_INT ? a->i : dflt;
+    if (a && a->type == BS_ATTR_INT)
+        return a->i;
+    if (a)
+        s_attr_mismatch(n, a, "INT");
+    return dflt;
 }
 
 float bs_attr_float(const bs_node_t *n, const char *name, float dflt)
@@ -92,20 +112,30 @@ float bs_attr_float(const bs_node_t *n, const char *name, float dflt)
         return a->f;
     if (a && a->type == BS_ATTR_INT)
         return (float)a->i;
+    if (a)
+        s_attr_mismatch(n, a, "FLOAT");
     return dflt;
 }
 
 const char *bs_attr_string(const bs_node_t *n, const char *name, const char *dflt)
 {
     const bs_attr_t *a = bs_node_attr(n, name);
-    return a && a->type == BS_ATTR_STRING ? a->s : dflt;
+    if (a && a->type == BS_ATTR_STRING)
+        return a->s;
+    if (a)
+        s_attr_mismatch(n, a, "STRING");
+    return dflt;
 }
 
 int bs_attr_ints(const bs_node_t *n, const char *name, const int64_t **v)
 {
     const bs_attr_t *a = bs_node_attr(n, name);
-    if (!a || a->type != BS_ATTR_INTS)
+    if (!a)
         return -1;
+    if (a->type != BS_ATTR_INTS) {
+        s_attr_mismatch(n, a, "INTS");
+        return -1;
+    }
     *v = a->ints;
     return a->n;
 }
@@ -113,10 +143,31 @@ int bs_attr_ints(const bs_node_t *n, const char *name, const int64_t **v)
 int bs_attr_floats(const bs_node_t *n, const char *name, const float **v)
 {
     const bs_attr_t *a = bs_node_attr(n, name);
-    if (!a || a->type != BS_ATTR_FLOATS)
+    if (!a)
         return -1;
+    if (a->type != BS_ATTR_FLOATS) {
+        s_attr_mismatch(n, a, "FLOATS");
+        return -1;
+    }
     *v = a->floats;
     return a->n;
+}
+
+/* Byte size of a shape, or -1 when a dimension is negative or the size passes
+ * S_MAX_TENSOR_BYTES (also catches products that would overflow). */
+#define S_MAX_TENSOR_BYTES ((int64_t)1 << 40)
+static int64_t s_checked_bytes(const bs_shape_t *shape, int dtype)
+{
+    int64_t n = (int64_t)bs_dtype_size(dtype);
+    if (shape->rank < 0 || shape->rank > BS_MAX_RANK)
+        return -1;
+    for (int i = 0; i < shape->rank; i++) {
+        int64_t d = shape->d[i];
+        if (d < 0 || (d > 0 && n > S_MAX_TENSOR_BYTES / d))
+            return -1;
+        n *= d;
+    }
+    return n;
 }
 
 void bs_tensor_set(bs_tensor_t *t, int dtype, const bs_shape_t *shape)
@@ -124,8 +175,9 @@ void bs_tensor_set(bs_tensor_t *t, int dtype, const bs_shape_t *shape)
     t->dtype = dtype;
     t->shape = *shape;
     t->has_shape = 1;
-    int64_t n = bs_shape_numel(shape);
-    t->nbytes = n > 0 ? (size_t)n * bs_dtype_size(dtype) : 0;
+    int64_t n = s_checked_bytes(shape, dtype);
+    t->nbytes = n > 0 ? (size_t)n : 0;
+    t->bad_size = n < 0;
 }
 
 void bs_tensor_clear(bs_tensor_t *t)
@@ -216,7 +268,26 @@ static int s_tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir
     t->producer = -1;
     t->alias_of = -1;
     bs_tensor_set(t, dt, &shape);
+    if (t->bad_size)
+        return bs_err_set(err, BS_EMODEL, "tensor '%s': larger than the engine's limit of 2^40 "
+                                          "bytes", name);
     size_t n = (size_t)bs_shape_numel(&shape);
+    int external = tp->has_data_location &&
+                   tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    /* Check what the file holds before allocating what the shape claims. */
+    if (!external && tp->has_raw_data && tp->raw_data.len != t->nbytes)
+        return bs_err_set(err, BS_EMODEL, "tensor '%s': raw_data has %zu bytes, shape and "
+                                          "type need %zu", name, tp->raw_data.len, t->nbytes);
+    if (!external && !tp->has_raw_data) {
+        size_t have = dt == BS_DT_FLOAT   ? tp->n_float_data
+                      : dt == BS_DT_INT64  ? tp->n_int64_data
+                      : dt == BS_DT_DOUBLE ? tp->n_double_data
+                      : (dt == BS_DT_UINT32 || dt == BS_DT_UINT64) ? tp->n_uint64_data
+                                                                  : tp->n_int32_data;
+        if (have != n)
+            return bs_err_set(err, BS_EMODEL, "tensor '%s': holds %zu values, its shape needs "
+                                              "%zu", name, have, n);
+    }
     void *d = s_aligned_alloc(t->nbytes);
     if (!d)
         return bs_err_set(err, BS_ENOMEM, "tensor '%s': out of memory for %zu bytes", name,
@@ -473,8 +544,10 @@ static int s_value_shape(const Onnx__ValueInfoProto *vi, const bs_graph_opts_t *
         s.rank = (int)tt->shape->n_dim;
         for (int i = 0; i < s.rank; i++) {
             const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-            int fixed = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-                        d->dim_value > 0;
+            int fixed = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            if (fixed && d->dim_value < 0)
+                return bs_err_set(err, BS_EMODEL, "graph input '%s': negative dimension %lld "
+                                  "at axis %d", name, (long long)d->dim_value, i);
             s.d[i] = fixed ? d->dim_value : o->free_dim;
         }
     } else {
@@ -486,6 +559,9 @@ static int s_value_shape(const Onnx__ValueInfoProto *vi, const bs_graph_opts_t *
             return bs_err_set(err, BS_EMODEL, "graph input '%s': bad dimension %lld", name,
                               (long long)s.d[i]);
     bs_tensor_set(t, dt, &s);
+    if (t->bad_size)
+        return bs_err_set(err, BS_EMODEL, "graph input '%s' is larger than the engine's limit "
+                                          "of 2^40 bytes", name);
     t->kind = BS_TENSOR_INPUT;
     return 0;
 }
@@ -504,6 +580,10 @@ static int s_parse(bs_graph_t *g, const Onnx__ModelProto *mp, s_names_t *nt, bs_
     }
     if (g->opset == 0)
         g->opset = 1;
+    if (g->opset > BS_MAX_OPSET)
+        return bs_err_set(err, BS_EUNSUPPORTED, "the model uses opset %lld; this engine "
+                          "implements the default domain up to opset %d",
+                          (long long)g->opset, BS_MAX_OPSET);
     for (size_t i = 0; i < gp->n_initializer; i++) {
         const Onnx__TensorProto *tp = gp->initializer[i];
         if (!tp->name || !tp->name[0])
@@ -524,7 +604,10 @@ static int s_parse(bs_graph_t *g, const Onnx__ModelProto *mp, s_names_t *nt, bs_
         const Onnx__ValueInfoProto *vi = gp->input[i];
         if (!vi->name || !vi->name[0])
             return bs_err_set(err, BS_EMODEL, "graph input %zu has no name", i);
-        if (s_names_find(nt, g, vi->name) >= 0)
+        int known = s_names_find(nt, g, vi->name);
+        if (known >= 0 && g->tensors[known].kind == BS_TENSOR_INPUT)
+            return bs_err_set(err, BS_EMODEL, "graph input '%s' is listed twice", vi->name);
+        if (known >= 0)
             continue; /* an initializer listed as input (older exporters): a constant */
         int idx = s_tensor_new(g, nt, vi->name);
         if (idx < 0)
@@ -667,13 +750,23 @@ static int s_infer_fold(bs_graph_t *g, bs_err_t *err)
                 return bs_node_err(err, n, BS_EMODEL, "input '%s' has no known shape",
                                    t->name);
         }
+        if (n->n_out < 1 || n->out[0] < 0)
+            return bs_node_err(err, n, BS_EMODEL, "its first output has no name");
         int rc = n->op->infer(g, n, err);
+        if (n->bad_attr) /* the likelier cause of whatever infer() said */
+            rc = bs_node_err(err, n, BS_EMODEL, "attribute '%s' has the wrong type (%s)",
+                             n->bad_attr, n->bad_attr_why);
         if (rc)
             return rc;
         for (int k = 0; k < n->n_out; k++) {
             const bs_tensor_t *t = bs_node_output(g, n, k);
+            char sh[160];
             if (t && !t->has_shape)
                 return bs_node_err(err, n, BS_EMODEL, "output '%s' got no shape", t->name);
+            if (t && t->bad_size)
+                return bs_node_err(err, n, BS_EMODEL, "output '%s' of shape %s is larger than "
+                                   "the engine's limit of 2^40 bytes",
+                                   t->name, bs_shape_str(&t->shape, sh, sizeof sh));
         }
         /* Shape and Size read only their input's (static) shape: always foldable. */
         int shape_only = !strcmp(n->op_type, "Shape") || !strcmp(n->op_type, "Size");
@@ -919,6 +1012,10 @@ static int s_plan(bs_graph_t *g, bs_err_t *err)
                 r->last_use = i;
         }
     }
+    /* Graph inputs are set once and may be run many times (warm-up, timed runs): no
+     * activation may take their bytes. Graph outputs must survive the run. */
+    for (int i = 0; i < g->n_inputs; i++)
+        g->tensors[g->inputs[i]].last_use = g->n_nodes;
     for (int i = 0; i < g->n_outputs; i++) {
         bs_tensor_t *r = &g->tensors[s_root(g, g->outputs[i])];
         if (r->kind != BS_TENSOR_CONST) {
@@ -1173,7 +1270,8 @@ int bs_graph_set_input(bs_graph_t *g, int i, int dtype, const void *data, size_t
 
 int bs_graph_run(bs_graph_t *g, bs_err_t *err)
 {
-    bs_ctx_t ctx = {.scratch = g->scratch, .pool = g->pool};
+    bs_err_t op_err = {0};
+    bs_ctx_t ctx = {.scratch = g->scratch, .pool = g->pool, .err = &op_err};
     for (int i = 0; i < g->n_nodes; i++) {
         bs_node_t *n = &g->nodes[i];
         if (n->dead)
@@ -1182,8 +1280,12 @@ int bs_graph_run(bs_graph_t *g, bs_err_t *err)
             g->tensors[n->out[0]].alias_of >= 0)
             continue; /* shares its input's bytes */
         int rc = n->op->run(g, n, &ctx);
+        if (n->bad_attr) /* an attribute first read at run time had the wrong type */
+            return bs_node_err(err, n, BS_EMODEL, "attribute '%s' has the wrong type (%s)",
+                               n->bad_attr, n->bad_attr_why);
         if (rc)
-            return bs_node_err(err, n, rc, "run failed: %s", bs_strerror(rc));
+            return bs_node_err(err, n, rc, "run failed: %s",
+                               op_err.msg[0] ? op_err.msg : bs_strerror(rc));
     }
     return 0;
 }

@@ -32,6 +32,8 @@
 #include "bs_tensor.h"
 
 struct bs_op;
+
+#define BS_MAX_OPSET 18 /* newest default-domain opset the engine implements */
 struct bs_threadpool;
 
 enum {
@@ -73,6 +75,8 @@ typedef struct bs_node {
     int dead;                 /* folded or fused away: not run */
     int weight_layer;         /* Conv/ConvTranspose/Gemm/MatMul with a const weight */
     bs_prec_t prec;           /* precision assigned to a weight layer (fp32 until issue 4) */
+    const char *bad_attr;     /* first attribute read with the wrong type (loader error) */
+    char bad_attr_why[40];
 } bs_node_t;
 
 typedef struct bs_graph_opts {

@@ -24,6 +24,8 @@
 typedef struct bs_ctx {
     void *scratch;                 /* at least n->scratch bytes, 64-byte aligned */
     struct bs_threadpool *pool;    /* kernels may split work over it; NULL = single thread */
+    bs_err_t *err;                 /* optional detail for a failing run(), e.g. "index 7 is
+                                      out of range [-3, 3)"; may be NULL (folding) */
 } bs_ctx_t;
 
 typedef struct bs_op {

@@ -792,8 +792,8 @@ static int s_slice_params(bs_graph_t *g, const bs_node_t *n, const bs_tensor_t *
             return bs_node_err(err, n, BS_EMODEL, "axis %d is sliced twice", a);
         seen[a] = 1;
         int64_t d = x->shape.d[a], st = nst >= 0 ? steps[i] : 1, s = starts[i], e = ends[i];
-        if (st == 0)
-            return bs_node_err(err, n, BS_EMODEL, "step of axis %d is 0", a);
+        if (st == 0 || st == INT64_MIN)
+            return bs_node_err(err, n, BS_EMODEL, "step of axis %d is %lld", a, (long long)st);
         if (s < 0)
             s += d;
         if (e < 0)
@@ -966,8 +966,13 @@ static int s_gather_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     char *d = y->data;
     for (int64_t i = 0; i < cnt; i++) {
         int64_t v = s_get_i64(ind->data, ind->dtype, i);
-        if (v < -dim || v >= dim)
-            return BS_EINVAL; /* only reachable with run-time indices */
+        if (v < -dim || v >= dim) { /* only reachable with run-time indices */
+            if (ctx->err)
+                bs_err_set(ctx->err, BS_EINVAL, "index %lld at position %lld is out of range "
+                           "[%lld, %lld)", (long long)v, (long long)i, (long long)-dim,
+                           (long long)dim);
+            return BS_EINVAL;
+        }
     }
     for (int64_t o = 0; o < outer; o++) {
         const char *base = (const char *)x->data + o * dim * (int64_t)row;

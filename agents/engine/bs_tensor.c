@@ -67,9 +67,15 @@ const char *bs_dtype_name(int dtype)
 
 int64_t bs_shape_numel(const bs_shape_t *s)
 {
+    /* Saturates instead of overflowing: callers validate sizes, this only must not be UB. */
     int64_t n = 1;
-    for (int i = 0; i < s->rank; i++)
+    for (int i = 0; i < s->rank; i++) {
+        if (s->d[i] <= 0)
+            return s->d[i] == 0 ? 0 : -1;
+        if (n > INT64_MAX / s->d[i])
+            return INT64_MAX;
         n *= s->d[i];
+    }
     return n;
 }
 

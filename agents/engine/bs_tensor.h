@@ -71,6 +71,7 @@ typedef struct bs_tensor {
     int producer;             /* node index, -1 for consts and graph inputs */
     int first_use, last_use;  /* node indices, for the planner; -1 if unused */
     int is_graph_output;
+    int bad_size;             /* the shape's byte size is negative or past 2^40 (loader error) */
     int alias_of;             /* -1, or the tensor whose bytes this one shares (Identity,
                                  Reshape, Flatten, Squeeze, Unsqueeze run in place) */
 } bs_tensor_t;
