@@ -411,6 +411,12 @@ int bs_dataset_build(const bs_array_t *img, const char *iname, const bs_array_t 
                         (long long)count);
         goto fail;
     }
+    if (labels && labels->ndim >= 1 && labels->dims[0] != img->dims[0]) {
+        /* A train/test mix-up shows as mismatched counts: refuse it, naming both files. */
+        rc = bs_err_set(err, BS_EDATA, "%s has %lld labels but %s has %lld samples", lname,
+                        (long long)labels->dims[0], iname, (long long)img->dims[0]);
+        goto fail;
+    }
     if (labels && (rc = s_labels(labels, lname, count, &out->labels, err)))
         goto fail;
 
