@@ -656,8 +656,8 @@ BS_TEST(dataset_errors)
     /* Even when fewer samples are used: a label file of another length is another data set. */
     ASSERT_EQ(BS_EDATA, bs_dataset_build(&img, "img", &lab, "lab", 1, &pre, &in, &ds, &err));
     uint8_t two[2] = {1, 0};
-    bs_array_t lab2 = s_arr(BS_DT_UINT8, 1, (int64_t[]){2}, two);
-    ASSERT_OK(bs_dataset_build(&img, "img", &lab2, "lab", 1, &pre, &in, &ds, &err));
+    bs_array_t lab_ok = s_arr(BS_DT_UINT8, 1, (int64_t[]){2}, two);
+    ASSERT_OK(bs_dataset_build(&img, "img", &lab_ok, "lab", 1, &pre, &in, &ds, &err));
     bs_dataset_free(&ds);
     float fl[2] = {0, 1};
     bs_array_t flab = s_arr(BS_DT_FLOAT, 1, (int64_t[]){2}, fl);
