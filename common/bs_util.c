@@ -213,6 +213,14 @@ char *bs_exe_dir(void)
     return bs_strdup(p);
 }
 
+uint64_t bs_hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
 int bs_glob_match(const char *pattern, const char *name)
 {
     return fnmatch(pattern, name, 0) == 0;

@@ -37,6 +37,9 @@ int bs_mkdir_p(const char *path, bs_err_t *err);
 /* Directory of the running executable (from /proc/self/exe); caller frees. */
 char *bs_exe_dir(void);
 
+/* FNV-1a hash of a NUL-terminated string, for the open-addressing name tables. */
+uint64_t bs_hash_str(const char *s);
+
 /* Glob match of a layer name ("*", "?", "[abc]") via fnmatch. */
 int bs_glob_match(const char *pattern, const char *name);
 

@@ -152,19 +152,11 @@ typedef struct s_searcher {
 
 /* ---- string set --------------------------------------------------------------------------- */
 
-static uint64_t s_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
-
 static int s_set_has(const s_strset_t *set, const char *s)
 {
     if (!set->cap)
         return 0;
-    for (size_t i = s_hash(s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+    for (size_t i = bs_hash_str(s) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
         if (!set->slots[i])
             return 0;
         if (strcmp(set->slots[i], s) == 0)
@@ -182,7 +174,7 @@ static int s_set_add(s_strset_t *set, const char *s)
         for (size_t i = 0; i < set->cap; i++) {
             if (!set->slots[i])
                 continue;
-            size_t j = s_hash(set->slots[i]) & (cap - 1);
+            size_t j = bs_hash_str(set->slots[i]) & (cap - 1);
             while (slots[j])
                 j = (j + 1) & (cap - 1);
             slots[j] = set->slots[i];
@@ -191,7 +183,7 @@ static int s_set_add(s_strset_t *set, const char *s)
         set->slots = slots;
         set->cap = cap;
     }
-    size_t i = s_hash(s) & (set->cap - 1);
+    size_t i = bs_hash_str(s) & (set->cap - 1);
     while (set->slots[i]) {
         if (strcmp(set->slots[i], s) == 0)
             return 0;

@@ -390,19 +390,11 @@ typedef struct s_names {
     size_t cap;
 } s_names_t;
 
-static uint64_t s_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
-
 static int s_names_find(const s_names_t *nt, const bs_graph_t *g, const char *name)
 {
     if (!nt->cap)
         return -1;
-    for (size_t i = s_hash(name) & (nt->cap - 1);; i = (i + 1) & (nt->cap - 1)) {
+    for (size_t i = bs_hash_str(name) & (nt->cap - 1);; i = (i + 1) & (nt->cap - 1)) {
         if (!nt->slots[i])
             return -1;
         if (strcmp(g->tensors[nt->slots[i] - 1].name, name) == 0)
@@ -422,7 +414,7 @@ static int s_names_put(s_names_t *nt, const bs_graph_t *g, int idx)
         for (size_t i = 0; i < nt->cap; i++) {
             if (!nt->slots[i])
                 continue;
-            size_t j = s_hash(g->tensors[nt->slots[i] - 1].name) & (cap - 1);
+            size_t j = bs_hash_str(g->tensors[nt->slots[i] - 1].name) & (cap - 1);
             while (slots[j])
                 j = (j + 1) & (cap - 1);
             slots[j] = nt->slots[i];
@@ -431,7 +423,7 @@ static int s_names_put(s_names_t *nt, const bs_graph_t *g, int idx)
         nt->slots = slots;
         nt->cap = cap;
     }
-    size_t i = s_hash(g->tensors[idx].name) & (nt->cap - 1);
+    size_t i = bs_hash_str(g->tensors[idx].name) & (nt->cap - 1);
     while (nt->slots[i])
         i = (i + 1) & (nt->cap - 1);
     nt->slots[i] = idx + 1;
