@@ -17,7 +17,7 @@
  * Options:
  *   --threads T     kernel threads (default 1)
  *   --runs N        timed runs (default 100); --warmup N untimed runs first (default 10)
- *   --isa NAME      force an instruction set (bs_kernels_select: scalar, avx2, neon)
+ *   --isa NAME      force an instruction set (bs_kernels_select: scalar, avx2, avx512, neon)
  *   --dump DIR      write output 0 of the last run as raw float32 to DIR/NAME.out.f32
  *                   (bench/ort_bench.js --compare DIR reports the largest difference)
  *   --profile       after the timed runs, time every node separately over the same number of

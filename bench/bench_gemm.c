@@ -210,7 +210,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
             only = argv[++i];
         } else {
-            fprintf(stderr, "usage: bench_gemm [--quick] [--isa scalar|avx2|neon]\n");
+            fprintf(stderr, "usage: bench_gemm [--quick] [--isa scalar|avx2|avx512|neon]\n");
             return 2;
         }
     }

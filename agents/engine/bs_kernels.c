@@ -24,6 +24,12 @@
  *     output element is summed in the same order whatever the thread count: results are
  *     bitwise identical for any number of threads.
  *
+ * Direct convolution driver: builds the zero-padded phase-plane copy of the input (one
+ * channel per item), the per-k offsets and the per-vector keep masks, then runs the table's
+ * conv_tile over (block of positions, W panel) items; each output is computed by one item,
+ * so results do not depend on the thread count. Tables without conv_tile (AVX2, NEON) make
+ * bs_conv2d_direct_scratch return 0, and the conv op uses im2col + GEMM.
+ *
  * The scalar table is the reference the tests compare every other table with: a 4x4 row
  * tile and a 4x4 column tile written as plain loops the compiler can vectorise, the
  * per-element im2col, and the per-pixel depthwise convolution.
@@ -110,6 +116,35 @@ static void s_dw_plane_scalar(const bs_conv2d_t *g, const float *x, const float 
             y[(int64_t)oh * g->OW + ow] = bs__act1(bs__dw_point(g, x, w, b, oh, ow), act, lo, hi);
 }
 
+/* Reference direct-convolution tile (layout in bs_kernels_impl.h), W panels nr wide: one
+ * output at a time, its sum over k in order, then bias, then act. */
+static void s_conv_tile_ref(int nr, const bs__direct_t *d, const float *buf, int q0, int nq,
+                            const float *wp, int nv, const float *bias, float *y, int64_t ys,
+                            int act, float lo, float hi)
+{
+    for (int q = q0; q < q0 + nq && q < d->Mq; q++) {
+        int oh = q / d->Wq, ow = q % d->Wq;
+        if (ow >= d->OW)
+            continue;
+        const float *xq = buf + q;
+        for (int j = 0; j < nv; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < d->K; k++)
+                acc += xq[d->koff[k]] * wp[(int64_t)k * nr + j];
+            if (bias)
+                acc += bias[j];
+            y[j * ys + (int64_t)oh * d->OW + ow] = bs__act1(acc, act, lo, hi);
+        }
+    }
+}
+
+static void s_conv_tile_scalar(const bs__direct_t *d, const float *buf, int q0, int nq,
+                               const float *wp, int nv, const float *bias, float *y, int64_t ys,
+                               int act, float lo, float hi)
+{
+    s_conv_tile_ref(S_NR, d, buf, q0, nq, wp, nv, bias, y, ys, act, lo, hi);
+}
+
 static const bs__kernels_t s_kernels_scalar = {
     .name = "scalar",
     .nr = S_NR,
@@ -120,6 +155,8 @@ static const bs__kernels_t s_kernels_scalar = {
     .gemm_cols = s_gemm_cols_scalar,
     .im2col = s_im2col_scalar,
     .dw_plane = s_dw_plane_scalar,
+    .conv_tile = s_conv_tile_scalar,
+    .dq = 16,
 };
 
 /* ---- portable fast im2col (used by the SIMD tables) ----------------------------------- */
@@ -564,4 +601,194 @@ void bs_conv2d_depthwise(const bs_conv2d_t *g, const float *x, const float *w,
         return;
     }
     bs_threadpool_run(pool, g->C, s_dw_channel, &j);
+}
+
+/* ---- direct convolution --------------------------------------------------------------- */
+
+/* The phase-plane copy is at most this many floats (16 MiB); larger inputs use im2col, whose
+ * window matrix goes in bands. */
+enum { S_DIRECT_MAX_FLOATS = 1 << 22, S_DIRECT_PAR_MIN = 16384 };
+
+typedef struct s_direct_lay {
+    bs__direct_t d;
+    int nvec;
+    int64_t buf_floats;
+    size_t off_koff, off_dst, off_keep, bytes; /* from the aligned base; the copy at 0 */
+} s_direct_lay_t;
+
+static size_t s_align_up(size_t v)
+{
+    return (v + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+}
+
+/* 0 when g does not fit the direct layout. */
+static int s_direct_layout(const bs_conv2d_t *g, int N, s_direct_lay_t *L)
+{
+    memset(L, 0, sizeof *L);
+    if (g->C < 1 || g->H < 1 || g->W < 1 || g->KH < 1 || g->KW < 1 || g->OH < 1 || g->OW < 1 ||
+        g->sh < 1 || g->sw < 1 || g->dh < 1 || g->dw < 1 || N < 1)
+        return 0;
+    int64_t maxr = (int64_t)(g->KH - 1) * g->dh / g->sh;
+    int64_t maxc = (int64_t)(g->KW - 1) * g->dw / g->sw;
+    int64_t Hq = g->OH + maxr, Wq = g->OW + maxc;
+    int64_t Sq = Hq * Wq, cstride = (int64_t)g->sh * g->sw * Sq;
+    int64_t K = (int64_t)g->C * g->KH * g->KW;
+    if (Hq > S_DIRECT_MAX_FLOATS || Wq > S_DIRECT_MAX_FLOATS || cstride > S_DIRECT_MAX_FLOATS ||
+        cstride * g->C > S_DIRECT_MAX_FLOATS || K > S_DIRECT_MAX_FLOATS)
+        return 0;
+    L->d.sh = g->sh;
+    L->d.sw = g->sw;
+    L->d.OW = g->OW;
+    L->d.Wq = (int)Wq;
+    L->d.Hq = (int)Hq;
+    L->d.Sq = Sq;
+    L->d.cstride = cstride;
+    L->d.Mq = (int)((g->OH - 1) * Wq + g->OW);
+    L->d.K = (int)K;
+    L->d.N = N;
+    L->nvec = (L->d.Mq + 15) / 16;
+    L->buf_floats = cstride * g->C + BS__DIRECT_TAIL;
+    L->off_koff = s_align_up(sizeof(float) * (size_t)L->buf_floats);
+    L->off_dst = L->off_koff + s_align_up(sizeof(int32_t) * (size_t)K);
+    L->off_keep = L->off_dst + s_align_up(sizeof(int32_t) * (size_t)L->nvec);
+    L->bytes = L->off_keep + s_align_up(sizeof(uint16_t) * (size_t)L->nvec);
+    return 1;
+}
+
+size_t bs_conv2d_direct_scratch(const bs_conv2d_t *g, int N)
+{
+    s_direct_lay_t L;
+    if (!s_k()->conv_tile || !s_direct_layout(g, N, &L))
+        return 0;
+    return S_ALIGN + L.bytes;
+}
+
+typedef struct s_direct_job {
+    const bs__kernels_t *k;
+    const bs_conv2d_t *g;
+    const s_direct_lay_t *L;
+    const float *x;
+    float *buf;
+    const float *Wp, *bias;
+    float *y;
+    int act;
+    float lo, hi;
+    int dq, npanels;
+} s_direct_job_t;
+
+/* The portable fill of one channel's phase planes (bc) from its input plane (xc). */
+void bs__conv_fill_ref(const bs_conv2d_t *g, const bs__direct_t *d, const float *xc, float *bc)
+{
+    int sh = d->sh, sw = d->sw, Wq = d->Wq;
+    for (int a = 0; a < sh; a++)
+        for (int b = 0; b < sw; b++) {
+            float *pl = bc + (int64_t)(a * sw + b) * d->Sq;
+            /* columns s in [s0, s1) read inside the row: 0 <= s*sw + b - pl < W */
+            int o = b - g->pl;
+            int s0 = o >= 0 ? 0 : (-o + sw - 1) / sw;
+            int s1 = g->W - 1 - o < 0 ? 0 : (g->W - 1 - o) / sw + 1;
+            s1 = s1 > Wq ? Wq : s1;
+            s0 = s0 > s1 ? s1 : s0;
+            for (int r = 0; r < d->Hq; r++) {
+                float *row = pl + (int64_t)r * Wq;
+                int64_t ih = (int64_t)r * sh + a - g->pt;
+                if (ih < 0 || ih >= g->H) {
+                    memset(row, 0, sizeof(float) * (size_t)Wq);
+                    continue;
+                }
+                const float *in = xc + ih * g->W + o;
+                memset(row, 0, sizeof(float) * (size_t)s0);
+                if (sw == 1)
+                    memcpy(row + s0, in + s0, sizeof(float) * (size_t)(s1 - s0));
+                else
+                    for (int s = s0; s < s1; s++)
+                        row[s] = in[(int64_t)s * sw];
+                memset(row + s1, 0, sizeof(float) * (size_t)(Wq - s1));
+            }
+        }
+}
+
+/* Channel c's phase planes. */
+static void s_direct_fill(void *ctx, int c)
+{
+    const s_direct_job_t *j = ctx;
+    const bs__direct_t *d = &j->L->d;
+    const float *xc = j->x + (int64_t)c * j->g->H * j->g->W;
+    float *bc = j->buf + c * d->cstride;
+    if (j->k->conv_fill)
+        j->k->conv_fill(j->g, d, xc, bc);
+    else
+        bs__conv_fill_ref(j->g, d, xc, bc);
+}
+
+/* One (block of positions, W panel) pair. */
+static void s_direct_item(void *ctx, int i)
+{
+    const s_direct_job_t *j = ctx;
+    const bs__direct_t *d = &j->L->d;
+    int nr = j->k->nr;
+    int p = i % j->npanels, qb = i / j->npanels;
+    int q0 = qb * j->dq, nq = d->Mq - q0 < j->dq ? d->Mq - q0 : j->dq;
+    int n0 = p * nr, nv = d->N - n0 < nr ? d->N - n0 : nr;
+    const float *wp = j->Wp + (int64_t)n0 * d->K;
+    const float *bias = j->bias ? j->bias + n0 : NULL;
+    int64_t ys = (int64_t)j->g->OH * j->g->OW;
+    float *y = j->y + n0 * ys;
+    if (j->k->conv_tile)
+        j->k->conv_tile(d, j->buf, q0, nq, wp, nv, bias, y, ys, j->act, j->lo, j->hi);
+    else
+        s_conv_tile_ref(nr, d, j->buf, q0, nq, wp, nv, bias, y, ys, j->act, j->lo, j->hi);
+}
+
+void bs_conv2d_direct(const bs_conv2d_t *g, int N, const float *x, const void *Wp,
+                      const float *bias, float *y, int act, float lo, float hi, void *scratch,
+                      bs_threadpool_t *pool)
+{
+    const bs__kernels_t *k = s_k();
+    s_direct_lay_t L;
+    if (!s_direct_layout(g, N, &L))
+        return;
+    char *base = (char *)(((uintptr_t)scratch + S_ALIGN - 1) / S_ALIGN * S_ALIGN);
+    float *buf = (float *)base;
+    int32_t *koff = (int32_t *)(base + L.off_koff), *dst = (int32_t *)(base + L.off_dst);
+    uint16_t *keep = (uint16_t *)(base + L.off_keep);
+    bs__direct_t *d = &L.d;
+    for (int c = 0, t = 0; c < g->C; c++)
+        for (int kh = 0; kh < g->KH; kh++)
+            for (int kw = 0; kw < g->KW; kw++, t++) {
+                int rr = kh * g->dh, cc = kw * g->dw;
+                koff[t] = (int32_t)(c * d->cstride + (rr % d->sh * d->sw + cc % d->sw) * d->Sq +
+                                    (int64_t)(rr / d->sh) * d->Wq + cc / d->sw);
+            }
+    /* kept lanes: row oh's outputs are positions [oh*Wq, oh*Wq + OW) */
+    memset(keep, 0, sizeof(uint16_t) * (size_t)L.nvec);
+    memset(dst, 0, sizeof(int32_t) * (size_t)L.nvec);
+    for (int oh = 0; oh < g->OH; oh++) {
+        int q = oh * d->Wq, left = g->OW, out = oh * g->OW;
+        while (left > 0) {
+            int v = q >> 4, lane = q & 15, n = 16 - lane < left ? 16 - lane : left;
+            if (!keep[v])
+                dst[v] = out;
+            keep[v] |= (uint16_t)(((1u << n) - 1u) << lane);
+            q += n;
+            out += n;
+            left -= n;
+        }
+    }
+    d->koff = koff;
+    d->dst = dst;
+    d->keep = keep;
+    s_direct_job_t j = {
+        .k = k, .g = g, .L = &L, .x = x, .buf = buf, .Wp = Wp, .bias = bias, .y = y,
+        .act = act, .lo = lo, .hi = hi, .dq = k->conv_tile ? k->dq : 16,
+        .npanels = (N + k->nr - 1) / k->nr,
+    };
+    memset(buf + d->cstride * g->C, 0, sizeof(float) * BS__DIRECT_TAIL);
+    if (bs_threadpool_size(pool) > 1 && d->cstride * g->C >= S_DIRECT_PAR_MIN)
+        bs_threadpool_run(pool, g->C, s_direct_fill, &j);
+    else
+        for (int c = 0; c < g->C; c++)
+            s_direct_fill(&j, c);
+    int nqb = (d->Mq + j.dq - 1) / j.dq;
+    bs_threadpool_run(pool, nqb * j.npanels, s_direct_item, &j);
 }

@@ -21,7 +21,7 @@
 
 #include "bs_threadpool.h"
 
-/* "avx2", "neon" or "scalar": what the dispatcher chose. */
+/* "avx512", "avx2", "neon" or "scalar": what the dispatcher chose. */
 const char *bs_kernels_isa(void);
 /* Forces an ISA ("scalar" always works); BS_EUNSUPPORTED if this CPU or build lacks it. */
 int bs_kernels_select(const char *isa);
@@ -62,5 +62,19 @@ void bs_im2col(const bs_conv2d_t *g, const float *x, float *col);
 void bs_conv2d_depthwise(const bs_conv2d_t *g, const float *x, const float *w,
                          const float *bias, float *y, int act, float lo, float hi,
                          bs_threadpool_t *pool);
+
+/* Direct 2-D convolution of one group, for instruction sets with a direct kernel (no window
+ * matrix): y[n][oh][ow] = act(sum over c, kh, kw of x[c][ih][iw] * W[n][c][kh][kw] + bias[n]),
+ * n < N, each output one sequential sum over k = (c*KH + kh)*KW + kw (K = C*KH*KW). Wp is W
+ * packed by bs_gemm_pack(W, K, 1, N, K, Wp) for the selected ISA; bias may be NULL. The input
+ * is first copied, zero-padded (and split by stride phase), into scratch; every output is
+ * then a run of the copy at a fixed offset per k, read in place by the micro-kernel.
+ * bs_conv2d_direct_scratch returns the scratch bytes, or 0 when the selected ISA has no
+ * direct kernel or the copy would be too large: the caller then uses im2col + bs_gemm.
+ * Results do not depend on the thread count. */
+size_t bs_conv2d_direct_scratch(const bs_conv2d_t *g, int N);
+void bs_conv2d_direct(const bs_conv2d_t *g, int N, const float *x, const void *Wp,
+                      const float *bias, float *y, int act, float lo, float hi, void *scratch,
+                      bs_threadpool_t *pool);
 
 #endif

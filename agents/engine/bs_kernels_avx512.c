@@ -28,6 +28,11 @@
  * Depthwise: a flat kernel (see below) for small planes, several channels per call;
  * otherwise the AVX2 band kernel (bs__dw_plane_avx2; the CPU has AVX2 whenever it has
  * AVX-512).
+ *
+ * Direct convolution (bs_conv2d_direct, layout in bs_kernels_impl.h): the phase-plane copy
+ * is filled in runs of 16 (stride 2 splits even and odd columns with two permutes); a tile
+ * is 48 positions (three vectors) by up to 8 output channels, per k three loads at that k's
+ * offset and eight weight broadcasts, stored through each vector's keep mask.
  */
 #include <immintrin.h>
 
@@ -543,6 +548,153 @@ static void s_dw_plane_avx512(const bs_conv2d_t *g, const float *x, const float 
     s_dw_planes_avx512(g, x, w, &b, y, 0, 1, act, lo, hi);
 }
 
+/* ---- direct convolution ---------------------------------------------------------------- */
+
+/* Tile of MQ vectors of 16 positions (1..3) x NV channels (1..8) of one W panel: per k, MQ
+ * loads of the phase-plane copy at that k's offset and NV broadcasts of the weights, 24
+ * accumulators at most. Each output vector is then stored through its keep mask: whole,
+ * as one masked run, or compressed when the vector holds the end of one row and the start
+ * of the next. */
+#define Z_DT_FMA(j)                                                                              \
+    if (NV > j) {                                                                                \
+        __m512 b = _mm512_set1_ps(w[j]);                                                         \
+        c##j##0 = _mm512_fmadd_ps(b, a0, c##j##0);                                               \
+        if (MQ > 1)                                                                              \
+            c##j##1 = _mm512_fmadd_ps(b, a1, c##j##1);                                           \
+        if (MQ > 2)                                                                              \
+            c##j##2 = _mm512_fmadd_ps(b, a2, c##j##2);                                           \
+    }
+#define Z_DT_STORE(j)                                                                            \
+    if (NV > j) {                                                                                \
+        __m512 bb = bias ? _mm512_set1_ps(bias[j]) : z;                                          \
+        float *yj = y + j * ys;                                                                  \
+        z_dt_store(yj, z_act(_mm512_add_ps(c##j##0, bb), act, lo, hi), keep[0], dst[0]);         \
+        if (MQ > 1)                                                                              \
+            z_dt_store(yj, z_act(_mm512_add_ps(c##j##1, bb), act, lo, hi), keep[1], dst[1]);     \
+        if (MQ > 2)                                                                              \
+            z_dt_store(yj, z_act(_mm512_add_ps(c##j##2, bb), act, lo, hi), keep[2], dst[2]);     \
+    }
+#define Z_CH8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* Stores the lanes kp of v at y + dst, in order. */
+S_INLINE void z_dt_store(float *y, __m512 v, unsigned kp, int32_t dst)
+{
+    if (kp == 0xFFFFu)
+        _mm512_storeu_ps(y + dst, v);
+    else if ((kp & (kp + 1u)) == 0) /* lanes 0 .. n-1 (or none) */
+        _mm512_mask_storeu_ps(y + dst, (__mmask16)kp, v);
+    else
+        _mm512_mask_storeu_ps(y + dst, z_mask(__builtin_popcount(kp)),
+                              _mm512_maskz_compress_ps((__mmask16)kp, v));
+}
+
+S_INLINE void z_dt(const int MQ, const int NV, int K, const float *xb, const int32_t *koff,
+                   const float *w, const float *bias, float *y, int64_t ys,
+                   const uint16_t *keep, const int32_t *dst, int act, float lo, float hi)
+{
+    __m512 z = _mm512_setzero_ps();
+    __m512 c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z, c20 = z, c21 = z, c22 = z;
+    __m512 c30 = z, c31 = z, c32 = z, c40 = z, c41 = z, c42 = z, c50 = z, c51 = z, c52 = z;
+    __m512 c60 = z, c61 = z, c62 = z, c70 = z, c71 = z, c72 = z;
+    for (int k = 0; k < K; k++) {
+        const float *p = xb + koff[k];
+        __m512 a0 = _mm512_loadu_ps(p);
+        __m512 a1 = MQ > 1 ? _mm512_loadu_ps(p + 16) : z;
+        __m512 a2 = MQ > 2 ? _mm512_loadu_ps(p + 32) : z;
+        Z_CH8(Z_DT_FMA)
+        w += Z_NR;
+    }
+    Z_CH8(Z_DT_STORE)
+}
+
+/* One channel's phase planes, row by row in runs of 16 of each plane row: at stride 1 one
+ * load, at stride 2 two loads whose even inputs go to column phase 0 and odd ones to
+ * phase 1 (two permutes). Loads are masked only where a run reaches outside the row;
+ * zero outside the image. */
+static void s_conv_fill_avx512(const bs_conv2d_t *g, const bs__direct_t *d, const float *xc,
+                               float *bc)
+{
+    int sh = d->sh, sw = d->sw, Wq = d->Wq, W = g->W;
+    if (sw > 2) {
+        bs__conv_fill_ref(g, d, xc, bc);
+        return;
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512 zero = _mm512_setzero_ps();
+    for (int a = 0; a < sh; a++) {
+        float *p0 = bc + (int64_t)a * sw * d->Sq, *p1 = p0 + d->Sq;
+        for (int r = 0; r < d->Hq; r++) {
+            float *r0 = p0 + (int64_t)r * Wq, *r1 = p1 + (int64_t)r * Wq;
+            int64_t ih = (int64_t)r * sh + a - g->pt;
+            if (ih < 0 || ih >= g->H) {
+                for (int s0 = 0; s0 < Wq; s0 += 16) {
+                    __mmask16 st = z_mask(Wq - s0 < 16 ? Wq - s0 : 16);
+                    _mm512_mask_storeu_ps(r0 + s0, st, zero);
+                    if (sw == 2)
+                        _mm512_mask_storeu_ps(r1 + s0, st, zero);
+                }
+                continue;
+            }
+            const float *in = xc + ih * W;
+            for (int s0 = 0; s0 < Wq; s0 += 16) {
+                __mmask16 st = z_mask(Wq - s0 < 16 ? Wq - s0 : 16);
+                /* input column base + j for j < 16*sw; phase b's lane i is j = i*sw + b */
+                int base = s0 * sw - g->pl;
+                __m512 v0, v1 = zero;
+                if (base >= 0 && base + 16 * sw <= W) {
+                    v0 = _mm512_loadu_ps(in + base);
+                    if (sw == 2)
+                        v1 = _mm512_loadu_ps(in + base + 16);
+                } else {
+                    __mmask16 m0 = z_range(-base, W - base);
+                    v0 = m0 ? _mm512_maskz_loadu_ps(m0, in + base) : zero;
+                    if (sw == 2) {
+                        __mmask16 m1 = z_range(-base - 16, W - base - 16);
+                        v1 = m1 ? _mm512_maskz_loadu_ps(m1, in + base + 16) : zero;
+                    }
+                }
+                if (sw == 1) {
+                    _mm512_mask_storeu_ps(r0 + s0, st, v0);
+                } else {
+                    _mm512_mask_storeu_ps(r0 + s0, st, _mm512_permutex2var_ps(v0, even, v1));
+                    _mm512_mask_storeu_ps(r1 + s0, st, _mm512_permutex2var_ps(v0, odd, v1));
+                }
+            }
+        }
+    }
+}
+
+#define Z_DT_CASE(MQ, NV)                                                                        \
+    case MQ * 16 + NV:                                                                           \
+        z_dt(MQ, NV, d->K, xb, d->koff, w, bc, yc, ys, keep, dst, act, lo, hi);                  \
+        break;
+#define Z_DT_CASES(MQ)                                                                           \
+    Z_DT_CASE(MQ, 1) Z_DT_CASE(MQ, 2) Z_DT_CASE(MQ, 3) Z_DT_CASE(MQ, 4) Z_DT_CASE(MQ, 5)         \
+    Z_DT_CASE(MQ, 6) Z_DT_CASE(MQ, 7) Z_DT_CASE(MQ, 8)
+
+static void s_conv_tile_avx512(const bs__direct_t *d, const float *buf, int q0, int nq,
+                               const float *wp, int nv, const float *bias, float *y, int64_t ys,
+                               int act, float lo, float hi)
+{
+    int mq = (nq + 15) / 16;
+    const float *xb = buf + q0;
+    const uint16_t *keep = d->keep + q0 / 16;
+    const int32_t *dst = d->dst + q0 / 16;
+    for (int c = 0; c < nv; c += 8) {
+        int cv = nv - c < 8 ? nv - c : 8;
+        const float *w = wp + c, *bc = bias ? bias + c : NULL;
+        float *yc = y + c * ys;
+        switch (mq * 16 + cv) {
+            Z_DT_CASES(1)
+            Z_DT_CASES(2)
+            Z_DT_CASES(3)
+        default: break;
+        }
+    }
+}
+
 const bs__kernels_t bs__kernels_avx512 = {
     .name = "avx512",
     .nr = Z_NR,
@@ -556,4 +708,7 @@ const bs__kernels_t bs__kernels_avx512 = {
     .im2col = s_im2col_avx512,
     .dw_plane = s_dw_plane_avx512,
     .dw_planes = s_dw_planes_avx512,
+    .conv_tile = s_conv_tile_avx512,
+    .dq = 48,
+    .conv_fill = s_conv_fill_avx512,
 };

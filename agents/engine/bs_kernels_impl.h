@@ -63,6 +63,39 @@ typedef void (*bs__dw_planes_fn)(const bs_conv2d_t *g, const float *x, const flo
                                  float hi);
 typedef void (*bs__im2col_fn)(const bs_conv2d_t *g, const float *x, float *col);
 
+/* Direct convolution (bs_conv2d_direct). The input is copied into a buffer of phase planes:
+ * for strides sh, sw, channel c's phase (a, b) is the plane of Hq rows x Wq columns whose
+ * (r, s) is the zero-padded input at row r*sh + a - pt, column s*sw + b - pl. Output (oh, ow)
+ * is the grid position q = oh*Wq + ow, and its tap (c, kh, kw) reads the buffer at
+ * q + koff[k], koff[k] = c*cstride + (a*sw + b)*Sq + (kh*dh/sh)*Wq + kw*dw/sw with
+ * a = kh*dh % sh, b = kw*dw % sw: every k is one contiguous run of q. Positions with
+ * q % Wq >= OW are computed and dropped. For each vector of 16 positions (q0 = 16 v),
+ * keep[v] marks the lanes that are outputs and dst[v] is the output index of the first. */
+typedef struct bs__direct {
+    int sh, sw;          /* strides: sh*sw phase planes per channel */
+    int OW, Wq, Hq;
+    int64_t Sq, cstride; /* floats per phase plane, per channel */
+    int Mq;              /* positions 0 .. Mq-1 hold every output */
+    int K, N;
+    const int32_t *koff;  /* K offsets */
+    const int32_t *dst;   /* per vector of 16 positions */
+    const uint16_t *keep; /* per vector of 16 positions */
+} bs__direct_t;
+
+/* Outputs at positions [q0, q0 + nq) (q0 a multiple of 16, nq <= the table's dq) of channels
+ * [n0, n0 + nv) (one W panel: wp its k = 0 row, nv <= nr), bias and y pointing at channel
+ * n0 (y: that channel's output plane, planes ys apart). buf: the phase-plane copy, readable
+ * up to BS__DIRECT_TAIL floats past every run. Each output one sequential sum over k, then
+ * bias, then act. */
+typedef void (*bs__conv_tile_fn)(const bs__direct_t *d, const float *buf, int q0, int nq,
+                                 const float *wp, int nv, const float *bias, float *y,
+                                 int64_t ys, int act, float lo, float hi);
+/* Optional: fills channel c's phase planes (bc) from its input plane (xc), as the portable
+ * fill in bs_kernels.c does. */
+typedef void (*bs__conv_fill_fn)(const bs_conv2d_t *g, const bs__direct_t *d, const float *xc,
+                                 float *bc);
+#define BS__DIRECT_TAIL 64
+
 typedef struct bs__kernels {
     const char *name;        /* "scalar", "avx2", "avx512", "neon" */
     int nr;                  /* W panel width (n); a multiple of nt is not required */
@@ -75,6 +108,9 @@ typedef struct bs__kernels {
     bs__im2col_fn im2col;
     bs__dw_plane_fn dw_plane;
     bs__dw_planes_fn dw_planes; /* may be NULL */
+    bs__conv_tile_fn conv_tile; /* may be NULL: no direct convolution (im2col instead) */
+    int dq;                     /* positions per conv_tile call, a multiple of 16 */
+    bs__conv_fill_fn conv_fill; /* may be NULL: the portable fill */
 } bs__kernels_t;
 
 #define BS__NR_MAX 32
@@ -82,6 +118,9 @@ typedef struct bs__kernels {
 
 /* The portable im2col of the fast paths (row copies), in bs_kernels.c. */
 void bs__im2col_rows(const bs_conv2d_t *g, const float *x, float *col);
+
+/* The portable fill of the direct convolution's phase planes (bs_kernels.c). */
+void bs__conv_fill_ref(const bs_conv2d_t *g, const bs__direct_t *d, const float *xc, float *bc);
 
 /* The AVX2 depthwise plane (bs_kernels_avx2.c), which the AVX-512 table shares. */
 void bs__dw_plane_avx2(const bs_conv2d_t *g, const float *x, const float *w, float b, float *y,

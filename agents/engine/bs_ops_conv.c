@@ -8,6 +8,8 @@
  *   Conv, per image and group:  Y[oc][p] = act(sum_k col[k][p] * W[oc][k] + B[oc])
  *     - depthwise (group == C == M): bs_conv2d_depthwise on the raw weights, no packing;
  *     - 1x1, stride 1, no padding: the input planes are the GEMM's X read transposed, no copy;
+ *     - 1-D/2-D where the selected ISA has a direct kernel (bs_conv2d_direct): no window
+ *       matrix; the kernel reads a zero-padded copy of the input in place;
  *     - otherwise the window matrix: bs_im2col for 1-D/2-D, in bands of output rows so that
  *       the matrix stays cache-sized and the scratch stays bounded on large images; a local
  *       3-D im2col for 3-D.
@@ -15,7 +17,8 @@
  *     then col2im scatters col into the output planes, then the bias.
  * prepare() packs a const weight once per group into n->state; a weight that is computed at
  * run time is packed into scratch on every run. The fused activation (n->act, set by the
- * fusion pass) goes to the kernel. Scratch layout: [packed weight][window matrix][GEMM].
+ * fusion pass) goes to the kernel. Scratch layout: [packed weight][window matrix][GEMM], or
+ * [packed weight][direct convolution's copy] on the direct path.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -28,7 +31,13 @@
 
 #include "bs_ops_internal.h"
 
-enum { S_PATH_DW = 1, S_PATH_1X1 = 2, S_PATH_IM2COL2D = 3, S_PATH_IM2COL3D = 4 };
+enum {
+    S_PATH_DW = 1,
+    S_PATH_1X1 = 2,
+    S_PATH_IM2COL2D = 3,
+    S_PATH_IM2COL3D = 4,
+    S_PATH_DIRECT = 5,
+};
 
 typedef struct s_geom {
     int ns;             /* spatial axes in the model, 1..3 */
@@ -227,6 +236,16 @@ static void s_pack_groups(const s_conv_t *st, const float *w, int64_t gstride, i
         bs_gemm_pack(w + grp * gstride, sn, sk, st->gN, st->gK, dst + grp * st->wg_bytes);
 }
 
+static bs_conv2d_t s_conv2d(const s_geom_t *o, int64_t channels);
+
+/* Scratch of the direct path for one group (0: the selected ISA has no direct kernel, or the
+ * input is too large for it). */
+static size_t s_direct_bytes(const s_geom_t *o)
+{
+    bs_conv2d_t cv = s_conv2d(o, o->Cg);
+    return bs_conv2d_direct_scratch(&cv, (int)o->Mg);
+}
+
 static int s_conv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     s_geom_t o;
@@ -250,6 +269,8 @@ static int s_conv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
         st->path = S_PATH_DW;
     else if (ones && strides1 && pads0)
         st->path = S_PATH_1X1;
+    else if (o.ns <= 2 && s_direct_bytes(&o) > 0)
+        st->path = S_PATH_DIRECT;
     else if (o.ns <= 2)
         st->path = S_PATH_IM2COL2D;
     else
@@ -278,6 +299,11 @@ static int s_conv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
     } else {
         st->off_w = off;
         off += st->wg_bytes * (size_t)o.G;
+    }
+    if (st->path == S_PATH_DIRECT) {
+        st->off_gemm = off;
+        n->scratch = off + bs__align64(s_direct_bytes(&o));
+        return 0;
     }
     if (st->path != S_PATH_1X1) {
         st->off_col = off;
@@ -429,6 +455,12 @@ static int s_conv_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
             float *yg = y + (img * o->M + grp * o->Mg) * o->Pout;
             const float *bg = b ? b + grp * o->Mg : NULL;
             const void *wg = wp + grp * st->wg_bytes;
+            if (st->path == S_PATH_DIRECT) {
+                bs_conv2d_t cv = s_conv2d(o, o->Cg);
+                bs_conv2d_direct(&cv, st->gN, xg, wg, bg, yg, n->act, n->act_lo, n->act_hi, gs,
+                                 ctx->pool);
+                continue;
+            }
             if (st->path == S_PATH_IM2COL2D) {
                 s_conv2d_banded(st, n, xg, wg, bg, yg, col, gs, ctx->pool);
                 continue;

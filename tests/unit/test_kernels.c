@@ -6,7 +6,9 @@
  * arm64 - see tools/cross-arm64.sh, which runs this file under qemu-aarch64) is compared
  * with it on random data over shapes with odd sizes and tails, every stride layout the
  * engine uses, with and without bias, and each activation. im2col must match bit for bit;
- * depthwise and GEMM within the tolerance below. Thread counts 1, 2 and 3 must give
+ * depthwise and GEMM within the tolerance below. The direct convolution (every ISA that has
+ * one, the scalar table included) is compared with a naive convolution within the same
+ * tolerance. Thread counts 1, 2 and 3 must give
  * bitwise identical results, since K is never split across threads.
  *
  * Tolerance. Every kernel sums each output over k in the same order and the same K blocks;
@@ -535,6 +537,128 @@ BS_TEST(depthwise_threads_bitwise)
     bs_threadpool_free(&p3);
 }
 
+/* ---- direct convolution ----------------------------------------------------------------- */
+
+/* Direct convolution of g (C input channels) to N channels under isa, against a naive
+ * float sum in the same order (c, kh, kw, then bias, then act); with a pool, also bitwise
+ * against the same ISA without one. Skipped where the ISA has no direct kernel. */
+static void s_direct_compare(const bs_conv2d_t *g, int N, const char *isa, int has_bias, int act,
+                             bs_threadpool_t *pool)
+{
+    ASSERT_OK(bs_kernels_select(isa));
+    size_t sb = bs_conv2d_direct_scratch(g, N);
+    if (sb == 0)
+        return;
+    int K = g->C * g->KH * g->KW;
+    float *x = s_randv((size_t)g->C * g->H * g->W), *w = s_randv((size_t)N * K);
+    float *bias = has_bias ? s_randv((size_t)N) : NULL;
+    size_t n = (size_t)N * g->OH * g->OW;
+    float *ref = bs_malloc(n * sizeof *ref), *got = bs_malloc(n * sizeof *got);
+    float *one = bs_malloc(n * sizeof *one);
+    void *wp = s_aalloc(bs_gemm_packed_size(N, K));
+    void *scratch = bs_malloc(sb);
+    ASSERT(ref && got && one && wp && scratch);
+    memset(scratch, 0xff, sb); /* NaN everywhere the kernel would read without writing */
+    float lo = -0.3f, hi = 0.4f;
+    for (int m = 0; m < N; m++)
+        for (int oh = 0; oh < g->OH; oh++)
+            for (int ow = 0; ow < g->OW; ow++) {
+                float acc = 0.0f;
+                for (int c = 0; c < g->C; c++)
+                    for (int kh = 0; kh < g->KH; kh++)
+                        for (int kw = 0; kw < g->KW; kw++) {
+                            int ih = oh * g->sh + kh * g->dh - g->pt;
+                            int iw = ow * g->sw + kw * g->dw - g->pl;
+                            if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W)
+                                continue;
+                            acc += x[((size_t)c * g->H + ih) * g->W + iw] *
+                                   w[((size_t)m * g->C + c) * g->KH * g->KW + kh * g->KW + kw];
+                        }
+                if (bias)
+                    acc += bias[m];
+                if (act == BS_KACT_RELU)
+                    acc = acc < 0.0f ? 0.0f : acc;
+                else if (act == BS_KACT_CLIP)
+                    acc = acc < lo ? lo : (acc > hi ? hi : acc);
+                ref[((size_t)m * g->OH + oh) * g->OW + ow] = acc;
+            }
+    bs_gemm_pack(w, K, 1, N, K, wp);
+    for (size_t i = 0; i < n; i++)
+        got[i] = one[i] = NAN;
+    bs_conv2d_direct(g, N, x, wp, bias, one, act, lo, hi, scratch, NULL);
+    bs_conv2d_direct(g, N, x, wp, bias, got, act, lo, hi, scratch, pool);
+    for (size_t i = 0; i < n; i++) {
+        if (!s_near(ref[i], got[i]) || memcmp(&one[i], &got[i], sizeof(float)) != 0)
+            bs_test_fail(__FILE__, __LINE__,
+                         "%s direct conv C=%d %dx%d N=%d k%dx%d s%d,%d d%d,%d p%d,%d bias=%d "
+                         "act=%d: y[%zu] expected %.9g, got %.9g (one thread: %.9g)",
+                         isa, g->C, g->H, g->W, N, g->KH, g->KW, g->sh, g->sw, g->dh, g->dw,
+                         g->pt, g->pl, has_bias, act, i, (double)ref[i], (double)got[i],
+                         (double)one[i]);
+    }
+    bs_free(x);
+    bs_free(w);
+    bs_free(bias);
+    bs_free(ref);
+    bs_free(got);
+    bs_free(one);
+    s_afree(wp);
+    bs_free(scratch);
+}
+
+BS_TEST(direct_conv_matches_naive)
+{
+    char isas[5][16] = {"scalar"};
+    int nisa = 1 + s_fast_isas(isas + 1, 4);
+    static const int ns[] = {1, 3, 8, 13, 32, 33, 70};
+    for (int t = 0; t < nisa; t++)
+        for (int i = 0; i < NGEOS; i++) {
+            bs_conv2d_t g = s_geo(&s_geos[i]);
+            for (size_t m = 0; m < sizeof ns / sizeof ns[0]; m++)
+                s_direct_compare(&g, ns[m], isas[t], (int)(m & 1), (int)(m % 3), NULL);
+        }
+    /* the two CNNs' shapes: 3x3 same over 28x28 and 14x14, a stride-2 stem, and a 5x5 with
+     * a row wider than three vectors */
+    bs_conv2d_t big[] = {
+        {.C = 1, .H = 28, .W = 28, .KH = 3, .KW = 3, .OH = 28, .OW = 28, .sh = 1, .sw = 1,
+         .dh = 1, .dw = 1, .pt = 1, .pl = 1},
+        {.C = 16, .H = 14, .W = 14, .KH = 3, .KW = 3, .OH = 14, .OW = 14, .sh = 1, .sw = 1,
+         .dh = 1, .dw = 1, .pt = 1, .pl = 1},
+        {.C = 3, .H = 96, .W = 96, .KH = 3, .KW = 3, .OH = 48, .OW = 48, .sh = 2, .sw = 2,
+         .dh = 1, .dw = 1, .pt = 0, .pl = 0},
+        {.C = 3, .H = 97, .W = 95, .KH = 3, .KW = 3, .OH = 49, .OW = 48, .sh = 2, .sw = 2,
+         .dh = 1, .dw = 1, .pt = 1, .pl = 1},
+        {.C = 2, .H = 20, .W = 60, .KH = 5, .KW = 5, .OH = 20, .OW = 60, .sh = 1, .sw = 1,
+         .dh = 1, .dw = 1, .pt = 2, .pl = 2},
+    };
+    for (int t = 0; t < nisa; t++)
+        for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+            s_direct_compare(&big[i], 16, isas[t], 1, BS_KACT_CLIP, NULL);
+            s_direct_compare(&big[i], 32, isas[t], 0, BS_KACT_RELU, NULL);
+        }
+    printf("  largest difference: %.3f of the tolerance\n", s_worst);
+}
+
+BS_TEST(direct_conv_threads_bitwise)
+{
+    bs_threadpool_t *p2 = bs_threadpool_new(2), *p3 = bs_threadpool_new(3);
+    ASSERT(p2 && p3);
+    char isas[5][16] = {"scalar"};
+    int nisa = 1 + s_fast_isas(isas + 1, 4);
+    bs_conv2d_t g = {.C = 20, .H = 30, .W = 31, .KH = 3, .KW = 3, .OH = 30, .OW = 31, .sh = 1,
+                     .sw = 1, .dh = 1, .dw = 1, .pt = 1, .pl = 1};
+    for (int t = 0; t < nisa; t++) {
+        s_direct_compare(&g, 40, isas[t], 1, BS_KACT_RELU, p2);
+        s_direct_compare(&g, 40, isas[t], 1, BS_KACT_RELU, p3);
+        for (int i = 0; i < NGEOS; i++) {
+            bs_conv2d_t q = s_geo(&s_geos[i]);
+            s_direct_compare(&q, 9, isas[t], 1, BS_KACT_NONE, p3);
+        }
+    }
+    bs_threadpool_free(&p2);
+    bs_threadpool_free(&p3);
+}
+
 /* ---- dispatch and thread pool --------------------------------------------------------- */
 
 BS_TEST(isa_dispatch)
@@ -626,6 +750,8 @@ BS_TEST(threadpool_alloc_failure)
     X(im2col_fast_identical)                                                                     \
     X(depthwise_scalar_values)                                                                   \
     X(depthwise_isa_matches_scalar)                                                              \
-    X(depthwise_threads_bitwise)
+    X(depthwise_threads_bitwise)                                                                 \
+    X(direct_conv_matches_naive)                                                                 \
+    X(direct_conv_threads_bitwise)
 
 BS_TEST_MAIN(TESTS)
