@@ -435,13 +435,19 @@ static void s_usage(FILE *out)
             "  --format text|json  output format (default text)\n");
 }
 
-static int s_bad(const char *fmt, const char *arg)
+int bs_run_bad_usage(const char *prog, void (*usage)(FILE *out), const char *fmt,
+                     const char *arg)
 {
-    fprintf(stderr, "bitscout-agent run: ");
+    fprintf(stderr, "%s: ", prog);
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n\n");
-    s_usage(stderr);
+    usage(stderr);
     return 2;
+}
+
+static int s_bad(const char *fmt, const char *arg)
+{
+    return bs_run_bad_usage("bitscout-agent run", s_usage, fmt, arg);
 }
 
 static void s_campaign_free(s_campaign_t *c)

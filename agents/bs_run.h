@@ -22,6 +22,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -100,5 +101,11 @@ int bs_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err);
 /* `bitscout-agent run ...`: argv[0] is "run". Returns the exit status: 0 done, 1 failed (the
  * error is printed), 2 bad usage. */
 int bs_run_main(int argc, char **argv);
+
+/* The bad-usage path of bitscout-agent's command lines (main.c and bs_run_main): prints
+ * "PROG: " then fmt with its one %s filled by arg, a blank line and usage(stderr), all to
+ * stderr. Returns 2, the exit status for bad usage. */
+int bs_run_bad_usage(const char *prog, void (*usage)(FILE *out), const char *fmt,
+                     const char *arg);
 
 #endif

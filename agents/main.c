@@ -50,11 +50,7 @@ static void s_usage(FILE *out)
 
 static int s_bad(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "bitscout-agent: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n");
-    s_usage(stderr);
-    return 2;
+    return bs_run_bad_usage("bitscout-agent", s_usage, fmt, arg);
 }
 
 int main(int argc, char **argv)

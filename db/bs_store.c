@@ -929,23 +929,40 @@ int bs_store_eval_count(bs_store_t *st, int64_t campaign_id, int64_t *n)
 
 /* ---- walks ------------------------------------------------------------------------------ */
 
+/* Prepares a walk's one-off statement (sql, with ?1 bound to campaign_id) into *s, which the
+ * caller finalizes (NULL when it failed to prepare). 0, or BS_EDB logged as `what`. */
+static int s_walk_open(bs_store_t *st, const char *sql, int64_t campaign_id, const char *what,
+                       sqlite3_stmt **s)
+{
+    *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK) {
+        sqlite3_finalize(*s);
+        *s = NULL;
+        return s_log_db(st, what);
+    }
+    return sqlite3_bind_int64(*s, 1, campaign_id) ? s_log_db(st, what) : 0;
+}
+
+/* Steps a walk: 1 with a row to read, 0 past the last, or BS_EDB logged as `what`. */
+static int s_walk_step(bs_store_t *st, sqlite3_stmt *s, const char *what)
+{
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        return 1;
+    return step == SQLITE_DONE ? 0 : s_log_db(st, what);
+}
+
 int bs_store_each_config(bs_store_t *st, int64_t campaign_id, bs_store_config_cb cb, void *ud)
 {
     static const char sql[] =
         "SELECT c.id, c.assignment, EXISTS (SELECT 1 FROM evaluations e "
         "WHERE e.config_id = c.id) FROM configs c WHERE c.campaign_id = ?1 ORDER BY c.id";
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        sqlite3_finalize(s);
-        return s_log_db(st, "listing configs");
-    }
-    int rc = sqlite3_bind_int64(s, 1, campaign_id) ? s_log_db(st, "listing configs") : 0;
+    int rc = s_walk_open(st, sql, campaign_id, "listing configs", &s);
     while (rc == 0) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_DONE)
-            break;
-        if (step != SQLITE_ROW) {
-            rc = s_log_db(st, "listing configs");
+        int row = s_walk_step(st, s, "listing configs");
+        if (row <= 0) {
+            rc = row;
             break;
         }
         const char *a = (const char *)sqlite3_column_text(s, 1);
@@ -965,17 +982,11 @@ int bs_store_each_eval(bs_store_t *st, int64_t campaign_id, bs_store_eval_cb cb,
         "e.simulated, e.backend FROM evaluations e JOIN configs c ON c.id = e.config_id "
         "WHERE e.campaign_id = ?1 ORDER BY e.id";
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        sqlite3_finalize(s);
-        return s_log_db(st, "listing evaluations");
-    }
-    int rc = sqlite3_bind_int64(s, 1, campaign_id) ? s_log_db(st, "listing evaluations") : 0;
+    int rc = s_walk_open(st, sql, campaign_id, "listing evaluations", &s);
     while (rc == 0) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_DONE)
-            break;
-        if (step != SQLITE_ROW) {
-            rc = s_log_db(st, "listing evaluations");
+        int row = s_walk_step(st, s, "listing evaluations");
+        if (row <= 0) {
+            rc = row;
             break;
         }
         bs_metrics_t m;

@@ -198,6 +198,22 @@ static float s_get(const bs_array_t *a, size_t i)
     }
 }
 
+/* One axis of the bilinear resize: output coordinate o at scale f (input/output size) over an
+ * input of n samples. Sets the two source indices *i0 <= *i1 (clamped to the edges) and
+ * returns the weight of *i1. */
+static float s_taps(int o, float f, int64_t n, int64_t *i0, int64_t *i1)
+{
+    float src = ((float)o + 0.5f) * f - 0.5f;
+    if (src < 0)
+        src = 0;
+    int64_t lo = (int64_t)src;
+    if (lo > n - 1)
+        lo = n - 1;
+    *i0 = lo;
+    *i1 = lo < n - 1 ? lo + 1 : lo;
+    return src - (float)lo;
+}
+
 /* Bilinear resize of one single-channel image (source elements base .. base + ih*iw of a)
  * into dst [oh, ow]; half-pixel centres, coordinates clamped at the edges. */
 static void s_resize(const bs_array_t *a, size_t base, int64_t ih, int64_t iw, float *dst, int oh,
@@ -205,23 +221,11 @@ static void s_resize(const bs_array_t *a, size_t base, int64_t ih, int64_t iw, f
 {
     float fy = (float)ih / (float)oh, fx = (float)iw / (float)ow;
     for (int y = 0; y < oh; y++) {
-        float sy = ((float)y + 0.5f) * fy - 0.5f;
-        if (sy < 0)
-            sy = 0;
-        int64_t y0 = (int64_t)sy;
-        if (y0 > ih - 1)
-            y0 = ih - 1;
-        int64_t y1 = y0 < ih - 1 ? y0 + 1 : y0;
-        float ly = sy - (float)y0;
+        int64_t y0, y1;
+        float ly = s_taps(y, fy, ih, &y0, &y1);
         for (int x = 0; x < ow; x++) {
-            float sx = ((float)x + 0.5f) * fx - 0.5f;
-            if (sx < 0)
-                sx = 0;
-            int64_t x0 = (int64_t)sx;
-            if (x0 > iw - 1)
-                x0 = iw - 1;
-            int64_t x1 = x0 < iw - 1 ? x0 + 1 : x0;
-            float lx = sx - (float)x0;
+            int64_t x0, x1;
+            float lx = s_taps(x, fx, iw, &x0, &x1);
             float p00 = s_get(a, base + (size_t)(y0 * iw + x0));
             float p01 = s_get(a, base + (size_t)(y0 * iw + x1));
             float p10 = s_get(a, base + (size_t)(y1 * iw + x0));

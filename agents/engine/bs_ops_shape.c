@@ -142,6 +142,46 @@ static int s_const_ints(bs_graph_t *g, const bs_node_t *n, int k, const char *wh
     return 0;
 }
 
+/* Checks the input/output counts (s_need_inputs) and fetches input 0 (s_in): the preamble of
+ * most infers here. */
+static int s_in0(bs_graph_t *g, const bs_node_t *n, int lo, int hi, bs_tensor_t **x,
+                 bs_err_t *err)
+{
+    int rc = s_need_inputs(n, lo, hi, err);
+    return rc ? rc : s_in(g, n, 0, x, err);
+}
+
+/* Exactly `count` inputs, each fetched with s_in into in[0..count). */
+static int s_in_all(bs_graph_t *g, const bs_node_t *n, int count, bs_tensor_t **in,
+                    bs_err_t *err)
+{
+    int rc = s_need_inputs(n, count, count, err);
+    for (int k = 0; !rc && k < count; k++)
+        rc = s_in(g, n, k, &in[k], err);
+    return rc;
+}
+
+/* The (data, ints) pair of Reshape, Expand and Tile: two inputs, the second a const integer
+ * list of at most BS_MAX_RANK values (`what` names it) read into v, *cnt its length. */
+static int s_in_ints(bs_graph_t *g, const bs_node_t *n, const char *what, bs_tensor_t **x,
+                     int64_t *v, int *cnt, bs_err_t *err)
+{
+    int rc = s_in0(g, n, 2, 2, x, err);
+    return rc ? rc : s_const_ints(g, n, 1, what, v, BS_MAX_RANK, cnt, err);
+}
+
+/* Input 0 of Shape and Size: any dtype (only its shape is read), but a known shape. */
+static int s_in_shaped(bs_graph_t *g, const bs_node_t *n, bs_tensor_t **x, bs_err_t *err)
+{
+    int rc = s_need_inputs(n, 1, 1, err);
+    if (rc)
+        return rc;
+    *x = bs_node_input(g, n, 0);
+    if (!*x || !(*x)->has_shape)
+        return bs_node_err(err, n, BS_EMODEL, "input has no known shape");
+    return 0;
+}
+
 /* Normalizes axis into [0, rank); `what` names the attribute or input. */
 static int s_axis(const bs_node_t *n, int64_t axis, int rank, const char *what, int *out,
                   bs_err_t *err)
@@ -151,6 +191,13 @@ static int s_axis(const bs_node_t *n, int64_t axis, int rank, const char *what, 
                            (long long)axis, rank);
     *out = (int)(axis < 0 ? axis + rank : axis);
     return 0;
+}
+
+/* The 'axis' attribute (default 0) for run(), in [0, rank): infer has already checked it. */
+static int s_run_axis(const bs_node_t *n, int rank)
+{
+    int axis = (int)bs_attr_int(n, "axis", 0);
+    return axis < 0 ? axis + rank : axis;
 }
 
 /* Checks that a shape built from model values has a sane byte size. */
@@ -272,9 +319,7 @@ static int s_run_copy(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
 static int s_identity_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
-    int rc = s_need_inputs(n, 1, 1, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 1, &x, err);
     if (rc)
         return rc;
     bs_tensor_set(bs_node_output(g, n, 0), x->dtype, &x->shape);
@@ -291,11 +336,7 @@ static int s_reshape_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
     int64_t v[BS_MAX_RANK];
-    int cnt = 0, rc = s_need_inputs(n, 2, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
-    if (!rc)
-        rc = s_const_ints(g, n, 1, "shape", v, BS_MAX_RANK, &cnt, err);
+    int cnt = 0, rc = s_in_ints(g, n, "shape", &x, v, &cnt, err);
     if (rc)
         return rc;
     int allowzero = (int)bs_attr_int(n, "allowzero", 0);
@@ -351,9 +392,7 @@ static const bs_op_t s_op_reshape = {
 static int s_flatten_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
-    int rc = s_need_inputs(n, 1, 1, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 1, &x, err);
     if (rc)
         return rc;
     int r = x->shape.rank;
@@ -403,9 +442,7 @@ static int s_squeeze_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
     int64_t v[BS_MAX_RANK];
-    int cnt = 0, rc = s_need_inputs(n, 1, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int cnt = 0, rc = s_in0(g, n, 1, 2, &x, err);
     if (!rc)
         rc = s_axes(g, n, v, &cnt, err);
     if (rc)
@@ -441,9 +478,7 @@ static int s_unsqueeze_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
     int64_t v[BS_MAX_RANK];
-    int cnt = 0, rc = s_need_inputs(n, 1, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int cnt = 0, rc = s_in0(g, n, 1, 2, &x, err);
     if (!rc)
         rc = s_axes(g, n, v, &cnt, err);
     if (rc)
@@ -503,9 +538,7 @@ static int s_transpose_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
     int perm[BS_MAX_RANK];
-    int rc = s_need_inputs(n, 1, 1, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 1, &x, err);
     if (!rc)
         rc = s_perm(n, x->shape.rank, perm, err);
     if (rc)
@@ -541,9 +574,7 @@ static const bs_op_t s_op_transpose = {
 static int s_concat_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x0 = NULL;
-    int rc = s_need_inputs(n, 1, 1 << 20, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x0, err);
+    int rc = s_in0(g, n, 1, 1 << 20, &x0, err);
     if (rc)
         return rc;
     const bs_attr_t *aa = bs_node_attr(n, "axis");
@@ -593,9 +624,7 @@ static int s_concat_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     (void)ctx;
     bs_tensor_t *y = s_out(g, n, 0);
     int r = y->shape.rank;
-    int axis = (int)bs_attr_int(n, "axis", 0);
-    if (axis < 0)
-        axis += r;
+    int axis = s_run_axis(n, r);
     size_t es = bs_dtype_size(y->dtype);
     int64_t outer = s_prod(&y->shape, 0, axis), inner = s_prod(&y->shape, axis + 1, r);
     int64_t yrow = y->shape.d[axis] * inner, off = 0;
@@ -629,9 +658,7 @@ static int64_t s_split_chunk(int64_t dim, int nout, int k)
 static int s_split_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
-    int rc = s_need_inputs(n, 1, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 2, &x, err);
     if (rc)
         return rc;
     int r = x->shape.rank, axis = 0, nout = n->n_out;
@@ -690,9 +717,7 @@ static int s_split_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     (void)ctx;
     bs_tensor_t *x = bs_node_input(g, n, 0);
     int r = x->shape.rank;
-    int axis = (int)bs_attr_int(n, "axis", 0);
-    if (axis < 0)
-        axis += r;
+    int axis = s_run_axis(n, r);
     size_t es = bs_dtype_size(x->dtype);
     int64_t outer = s_prod(&x->shape, 0, axis), inner = s_prod(&x->shape, axis + 1, r);
     int64_t xrow = x->shape.d[axis] * inner, off = 0;
@@ -819,9 +844,7 @@ static int s_slice_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
     s_slice_t p;
-    int rc = s_need_inputs(n, 1, 5, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 5, &x, err);
     if (!rc)
         rc = s_slice_params(g, n, x, &p, err);
     if (rc)
@@ -874,12 +897,10 @@ static void s_shape_range(const bs_node_t *n, int r, int64_t *from, int64_t *to)
 
 static int s_shape_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
-    bs_tensor_t *x = bs_node_input(g, n, 0);
-    int rc = s_need_inputs(n, 1, 1, err);
+    bs_tensor_t *x = NULL;
+    int rc = s_in_shaped(g, n, &x, err);
     if (rc)
         return rc;
-    if (!x || !x->has_shape)
-        return bs_node_err(err, n, BS_EMODEL, "input has no known shape");
     int64_t from, to;
     s_shape_range(n, x->shape.rank, &from, &to);
     bs_shape_t s = {.rank = 1, .d = {to - from}};
@@ -904,19 +925,45 @@ static const bs_op_t s_op_shape = {
 
 /* ---- Gather ------------------------------------------------------------------------------- */
 
+/* The (data, indices) inputs of Gather and GatherElements: exactly two, indices int32/int64. */
+static int s_gather_in(bs_graph_t *g, const bs_node_t *n, bs_tensor_t **x, bs_tensor_t **ind,
+                       bs_err_t *err)
+{
+    bs_tensor_t *in[2] = {NULL, NULL};
+    int rc = s_in_all(g, n, 2, in, err);
+    if (rc)
+        return rc;
+    if (in[1]->dtype != BS_DT_INT64 && in[1]->dtype != BS_DT_INT32)
+        return bs_node_err(err, n, BS_EMODEL, "indices '%s' must be int32 or int64, not %s",
+                           in[1]->name, bs_dtype_name(in[1]->dtype));
+    *x = in[0];
+    *ind = in[1];
+    return 0;
+}
+
+/* Checks const indices against the gathered axis (of size dim); run-time ones are checked by
+ * run(). */
+static int s_gather_consts(const bs_node_t *n, const bs_tensor_t *ind, int axis, int64_t dim,
+                           bs_err_t *err)
+{
+    if (!s_is_const(ind))
+        return 0;
+    int64_t cnt = bs_shape_numel(&ind->shape);
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t v = s_get_i64(ind->data, ind->dtype, i);
+        if (v < -dim || v >= dim)
+            return bs_node_err(err, n, BS_EMODEL, "index %lld is out of range for axis %d "
+                               "of size %lld", (long long)v, axis, (long long)dim);
+    }
+    return 0;
+}
+
 static int s_gather_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL, *ind = NULL;
-    int rc = s_need_inputs(n, 2, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
-    if (!rc)
-        rc = s_in(g, n, 1, &ind, err);
+    int rc = s_gather_in(g, n, &x, &ind, err);
     if (rc)
         return rc;
-    if (ind->dtype != BS_DT_INT64 && ind->dtype != BS_DT_INT32)
-        return bs_node_err(err, n, BS_EMODEL, "indices '%s' must be int32 or int64, not %s",
-                           ind->name, bs_dtype_name(ind->dtype));
     int r = x->shape.rank, axis = 0;
     if (r == 0)
         return bs_node_err(err, n, BS_EMODEL, "cannot gather from a scalar");
@@ -926,16 +973,8 @@ static int s_gather_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
     if (orank > BS_MAX_RANK)
         return bs_node_err(err, n, BS_EUNSUPPORTED, "output rank %d exceeds the maximum %d",
                            orank, BS_MAX_RANK);
-    int64_t dim = x->shape.d[axis];
-    if (s_is_const(ind)) {
-        int64_t cnt = bs_shape_numel(&ind->shape);
-        for (int64_t i = 0; i < cnt; i++) {
-            int64_t v = s_get_i64(ind->data, ind->dtype, i);
-            if (v < -dim || v >= dim)
-                return bs_node_err(err, n, BS_EMODEL, "index %lld is out of range for axis %d "
-                                   "of size %lld", (long long)v, axis, (long long)dim);
-        }
-    }
+    if ((rc = s_gather_consts(n, ind, axis, x->shape.d[axis], err)))
+        return rc;
     bs_shape_t s = {.rank = orank};
     int j = 0;
     for (int i = 0; i < axis; i++)
@@ -954,9 +993,7 @@ static int s_gather_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     bs_tensor_t *x = bs_node_input(g, n, 0), *ind = bs_node_input(g, n, 1);
     bs_tensor_t *y = s_out(g, n, 0);
     int r = x->shape.rank;
-    int axis = (int)bs_attr_int(n, "axis", 0);
-    if (axis < 0)
-        axis += r;
+    int axis = s_run_axis(n, r);
     size_t es = bs_dtype_size(x->dtype);
     int64_t outer = s_prod(&x->shape, 0, axis), inner = s_prod(&x->shape, axis + 1, r);
     int64_t dim = x->shape.d[axis], cnt = bs_shape_numel(&ind->shape);
@@ -1001,9 +1038,7 @@ static int s_cast_ok(int dt)
 static int s_cast_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
-    int rc = s_need_inputs(n, 1, 1, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 1, &x, err);
     if (rc)
         return rc;
     const bs_attr_t *to = bs_node_attr(n, "to");
@@ -1199,11 +1234,7 @@ static int s_expand_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
     int64_t v[BS_MAX_RANK];
-    int cnt = 0, rc = s_need_inputs(n, 2, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
-    if (!rc)
-        rc = s_const_ints(g, n, 1, "shape", v, BS_MAX_RANK, &cnt, err);
+    int cnt = 0, rc = s_in_ints(g, n, "shape", &x, v, &cnt, err);
     if (rc)
         return rc;
     bs_shape_t want = {.rank = cnt}, s;
@@ -1244,11 +1275,7 @@ static int s_tile_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
     int64_t v[BS_MAX_RANK];
-    int cnt = 0, rc = s_need_inputs(n, 2, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
-    if (!rc)
-        rc = s_const_ints(g, n, 1, "repeats", v, BS_MAX_RANK, &cnt, err);
+    int cnt = 0, rc = s_in_ints(g, n, "repeats", &x, v, &cnt, err);
     if (rc)
         return rc;
     if (cnt != x->shape.rank)
@@ -1494,9 +1521,7 @@ static int s_bcast_shape(const bs_node_t *n, const bs_tensor_t *const *in, int m
 static int s_where_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *in[3] = {NULL, NULL, NULL};
-    int rc = s_need_inputs(n, 3, 3, err);
-    for (int k = 0; !rc && k < 3; k++)
-        rc = s_in(g, n, k, &in[k], err);
+    int rc = s_in_all(g, n, 3, in, err);
     if (rc)
         return rc;
     if (in[0]->dtype != BS_DT_BOOL)
@@ -1557,9 +1582,7 @@ static int s_cmp_kind(const bs_node_t *n)
 static int s_cmp_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *in[2] = {NULL, NULL};
-    int rc = s_need_inputs(n, 2, 2, err);
-    for (int k = 0; !rc && k < 2; k++)
-        rc = s_in(g, n, k, &in[k], err);
+    int rc = s_in_all(g, n, 2, in, err);
     if (rc)
         return rc;
     int dt = in[0]->dtype;
@@ -1624,9 +1647,7 @@ static const bs_op_t s_op_greater_eq = {
 static int s_not_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL;
-    int rc = s_need_inputs(n, 1, 1, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 1, &x, err);
     if (rc)
         return rc;
     if (x->dtype != BS_DT_BOOL)
@@ -1653,9 +1674,7 @@ static const bs_op_t s_op_not = {"Not", s_not_infer, NULL, s_not_run, NULL, 1, 0
 static int s_logic_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *in[2] = {NULL, NULL};
-    int rc = s_need_inputs(n, 2, 2, err);
-    for (int k = 0; !rc && k < 2; k++)
-        rc = s_in(g, n, k, &in[k], err);
+    int rc = s_in_all(g, n, 2, in, err);
     if (rc)
         return rc;
     for (int k = 0; k < 2; k++)
@@ -1696,14 +1715,11 @@ static const bs_op_t s_op_xor = {"Xor", s_logic_infer, NULL, s_logic_run, NULL, 
 
 static int s_castlike_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
-    bs_tensor_t *x = NULL, *like = NULL;
-    int rc = s_need_inputs(n, 2, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
-    if (!rc)
-        rc = s_in(g, n, 1, &like, err);
+    bs_tensor_t *in[2] = {NULL, NULL};
+    int rc = s_in_all(g, n, 2, in, err);
     if (rc)
         return rc;
+    bs_tensor_t *x = in[0], *like = in[1];
     if (!s_cast_ok(x->dtype) || !s_cast_ok(like->dtype))
         return bs_node_err(err, n, BS_EUNSUPPORTED, "cannot cast %s to %s",
                            bs_dtype_name(x->dtype), bs_dtype_name(like->dtype));
@@ -1717,12 +1733,10 @@ static const bs_op_t s_op_castlike = {
 
 static int s_size_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
-    bs_tensor_t *x = bs_node_input(g, n, 0);
-    int rc = s_need_inputs(n, 1, 1, err);
+    bs_tensor_t *x = NULL;
+    int rc = s_in_shaped(g, n, &x, err);
     if (rc)
         return rc;
-    if (!x || !x->has_shape)
-        return bs_node_err(err, n, BS_EMODEL, "input has no known shape");
     bs_shape_t s = {.rank = 0};
     bs_tensor_set(bs_node_output(g, n, 0), BS_DT_INT64, &s);
     return 0;
@@ -1742,16 +1756,9 @@ static const bs_op_t s_op_size = {"Size", s_size_infer, NULL, s_size_run, NULL, 
 static int s_gather_el_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     bs_tensor_t *x = NULL, *ind = NULL;
-    int rc = s_need_inputs(n, 2, 2, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
-    if (!rc)
-        rc = s_in(g, n, 1, &ind, err);
+    int rc = s_gather_in(g, n, &x, &ind, err);
     if (rc)
         return rc;
-    if (ind->dtype != BS_DT_INT64 && ind->dtype != BS_DT_INT32)
-        return bs_node_err(err, n, BS_EMODEL, "indices '%s' must be int32 or int64, not %s",
-                           ind->name, bs_dtype_name(ind->dtype));
     int r = x->shape.rank, axis = 0;
     if (r == 0 || ind->shape.rank != r)
         return bs_node_err(err, n, BS_EMODEL, "data has rank %d and indices rank %d; equal "
@@ -1763,16 +1770,8 @@ static int s_gather_el_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
             return bs_node_err(err, n, BS_EMODEL, "indices dimension %d (%lld) exceeds the "
                                "data's (%lld)", i, (long long)ind->shape.d[i],
                                (long long)x->shape.d[i]);
-    int64_t dim = x->shape.d[axis];
-    if (s_is_const(ind)) {
-        int64_t cnt = bs_shape_numel(&ind->shape);
-        for (int64_t i = 0; i < cnt; i++) {
-            int64_t v = s_get_i64(ind->data, ind->dtype, i);
-            if (v < -dim || v >= dim)
-                return bs_node_err(err, n, BS_EMODEL, "index %lld is out of range for axis %d "
-                                   "of size %lld", (long long)v, axis, (long long)dim);
-        }
-    }
+    if ((rc = s_gather_consts(n, ind, axis, x->shape.d[axis], err)))
+        return rc;
     bs_tensor_set(bs_node_output(g, n, 0), x->dtype, &ind->shape);
     return 0;
 }
@@ -1783,9 +1782,7 @@ static int s_gather_el_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     bs_tensor_t *x = bs_node_input(g, n, 0), *ind = bs_node_input(g, n, 1);
     bs_tensor_t *y = s_out(g, n, 0);
     int r = x->shape.rank;
-    int axis = (int)bs_attr_int(n, "axis", 0);
-    if (axis < 0)
-        axis += r;
+    int axis = s_run_axis(n, r);
     size_t es = bs_dtype_size(x->dtype);
     int64_t xs[BS_MAX_RANK], idx[BS_MAX_RANK] = {0}, off = 0;
     int64_t cnt = bs_shape_numel(&ind->shape), dim = x->shape.d[axis];
@@ -1890,9 +1887,7 @@ static int s_pad_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
     bs_tensor_t *x = NULL, *cv = NULL;
     s_pad_t p;
     bs_shape_t s;
-    int rc = s_need_inputs(n, 1, 4, err);
-    if (!rc)
-        rc = s_in(g, n, 0, &x, err);
+    int rc = s_in0(g, n, 1, 4, &x, err);
     if (!rc)
         rc = s_pad_params(g, n, x, &p, &s, err);
     if (rc)

@@ -80,6 +80,19 @@ static int s_count_files(const char *dir, const char *suffix)
 }
 
 /* A small ONNX model: Conv conv1 (W 4x1x3x3, B 4) then Gemm fc (W 10x64). */
+/* Points an initializer at a float array (borrowed: static in the caller). */
+static void s_float_init(Onnx__TensorProto *t, char *name, size_t n_dims, int64_t *dims,
+                         size_t n, float *data)
+{
+    t->name = name;
+    t->n_dims = n_dims;
+    t->dims = dims;
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    t->n_float_data = n;
+    t->float_data = data;
+}
+
 static void s_make_model(const char *path)
 {
     static float wconv[36], bconv[4], wfc[640];
@@ -91,27 +104,9 @@ static void s_make_model(const char *path)
 
     Onnx__TensorProto t_wconv = ONNX__TENSOR_PROTO__INIT, t_bconv = ONNX__TENSOR_PROTO__INIT,
                       t_wfc = ONNX__TENSOR_PROTO__INIT;
-    t_wconv.name = "conv1.weight";
-    t_wconv.n_dims = 4;
-    t_wconv.dims = dconv;
-    t_wconv.has_data_type = 1;
-    t_wconv.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    t_wconv.n_float_data = 36;
-    t_wconv.float_data = wconv;
-    t_bconv.name = "conv1.bias";
-    t_bconv.n_dims = 1;
-    t_bconv.dims = dbias;
-    t_bconv.has_data_type = 1;
-    t_bconv.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    t_bconv.n_float_data = 4;
-    t_bconv.float_data = bconv;
-    t_wfc.name = "fc.weight";
-    t_wfc.n_dims = 2;
-    t_wfc.dims = dfc;
-    t_wfc.has_data_type = 1;
-    t_wfc.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    t_wfc.n_float_data = 640;
-    t_wfc.float_data = wfc;
+    s_float_init(&t_wconv, "conv1.weight", 4, dconv, 36, wconv);
+    s_float_init(&t_bconv, "conv1.bias", 1, dbias, 4, bconv);
+    s_float_init(&t_wfc, "fc.weight", 2, dfc, 640, wfc);
     Onnx__TensorProto *inits[] = {&t_wconv, &t_bconv, &t_wfc};
 
     static char *conv_in[] = {"x", "conv1.weight", "conv1.bias"}, *conv_out[] = {"h"};
@@ -903,32 +898,32 @@ BS_TEST(session_corrupt_chunk_is_ehash)
     s_fx_stop(&fx, 0);
 }
 
+/* Sends a JOB, takes its FETCH and answers with a 3-byte CHUNK at offset of a file of total. */
+static void s_send_bad_chunk(s_fx_t *fx, int job_id, double offset, double total)
+{
+    s_send_job(fx, job_id, "sim", "*=w8a8", NULL);
+    bs_wire_msg_t m;
+    EXPECT(fx, FETCH, &m);
+    bs_wire_msg_free(&m);
+    cJSON *c = bs_msg_new(BS_MSG_CHUNK);
+    cJSON_AddStringToObject(c, "sha256", fx->sha);
+    cJSON_AddNumberToObject(c, "offset", offset);
+    cJSON_AddNumberToObject(c, "total", total);
+    s_send(fx, c, "abc", 3);
+}
+
 BS_TEST(session_bad_chunk_is_eproto)
 {
     s_fx_t fx;
     s_fx_start(&fx);
     s_handshake(&fx, 1000, 60);
-    s_send_job(&fx, 9, "sim", "*=w8a8", NULL);
+    s_send_bad_chunk(&fx, 9, 5, (double)fx.file_len); /* the wrong offset */
     bs_wire_msg_t m;
-    EXPECT(&fx, FETCH, &m);
-    bs_wire_msg_free(&m);
-    cJSON *c = bs_msg_new(BS_MSG_CHUNK); /* the wrong offset */
-    cJSON_AddStringToObject(c, "sha256", fx.sha);
-    cJSON_AddNumberToObject(c, "offset", 5);
-    cJSON_AddNumberToObject(c, "total", (double)fx.file_len);
-    s_send(&fx, c, "abc", 3);
     EXPECT(&fx, RESULT, &m);
     ASSERT_STR_EQ("EPROTO", s_result_code(m.msg));
     bs_wire_msg_free(&m);
 
-    s_send_job(&fx, 10, "sim", "*=w8a8", NULL);
-    EXPECT(&fx, FETCH, &m);
-    bs_wire_msg_free(&m);
-    c = bs_msg_new(BS_MSG_CHUNK); /* the wrong total */
-    cJSON_AddStringToObject(c, "sha256", fx.sha);
-    cJSON_AddNumberToObject(c, "offset", 0);
-    cJSON_AddNumberToObject(c, "total", (double)fx.file_len + 1);
-    s_send(&fx, c, "abc", 3);
+    s_send_bad_chunk(&fx, 10, 0, (double)fx.file_len + 1); /* the wrong total */
     EXPECT(&fx, RESULT, &m);
     ASSERT_STR_EQ("EPROTO", s_result_code(m.msg));
     bs_wire_msg_free(&m);

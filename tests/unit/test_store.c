@@ -22,6 +22,17 @@ static const char *s_db_path(const char *name)
     return path;
 }
 
+/* Writes text to the file `name` in the temp dir; returns its path (s_db_path's buffer). */
+static const char *s_db_file(const char *name, const char *text)
+{
+    const char *path = s_db_path(name);
+    FILE *f = fopen(path, "wb");
+    ASSERT(f != NULL);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
 static bs_campaign_rec_t s_campaign(const char *name)
 {
     bs_campaign_rec_t rec = {
@@ -644,23 +655,16 @@ BS_TEST(readonly_missing_file)
 
 BS_TEST(readonly_refuses_unmigrated)
 {
-    const char *path = s_db_path("empty.db");
-    FILE *f = fopen(path, "wb");
-    ASSERT(f != NULL);
-    fclose(f);
+    const char *path = s_db_file("empty.db", "");
     bs_store_t *st = NULL;
     bs_err_t err = {0};
     ASSERT_EQ(BS_EDB, bs_store_open(path, 1, &st, &err));
     ASSERT_CONTAINS(err.msg, "empty.db");
     ASSERT_CONTAINS(err.msg, "not a bitscout results database");
 
-    const char *junk = s_db_path("junk.db");
-    f = fopen(junk, "wb");
-    ASSERT(f != NULL);
-    fputs("this is not an SQLite file, just some text that is long enough to have a header "
-          "of one hundred bytes or so, more or less.\n",
-          f);
-    fclose(f);
+    const char *junk = s_db_file("junk.db",
+                                 "this is not an SQLite file, just some text that is long enough "
+                                 "to have a header of one hundred bytes or so, more or less.\n");
     for (int ro = 0; ro <= 1; ro++) {
         bs_err_clear(&err);
         ASSERT_EQ(BS_EDB, bs_store_open(junk, ro, &st, &err));
@@ -670,10 +674,7 @@ BS_TEST(readonly_refuses_unmigrated)
 
 BS_TEST(migrate_empty_file)
 {
-    const char *path = s_db_path("empty.db");
-    FILE *f = fopen(path, "wb");
-    ASSERT(f != NULL);
-    fclose(f);
+    const char *path = s_db_file("empty.db", "");
     bs_store_t *st = NULL;
     bs_err_t err = {0};
     ASSERT_OK(bs_store_open(path, 0, &st, &err));
