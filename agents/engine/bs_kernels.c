@@ -597,6 +597,8 @@ void bs_conv2d_depthwise(const bs_conv2d_t *g, const float *x, const float *w,
             return;
         }
         j.per = (g->C + items - 1) / items;
+        if (j.per > 16) /* whole blocks of 16 for kernels that work across channels */
+            j.per = (j.per + 15) / 16 * 16;
         bs_threadpool_run(pool, (g->C + j.per - 1) / j.per, s_dw_chunk, &j);
         return;
     }

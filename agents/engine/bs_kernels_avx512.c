@@ -25,7 +25,8 @@
  * row is one masked load (zero outside the image) and one masked store; stride 2 loads 32
  * inputs and keeps the even ones with one permute.
  *
- * Depthwise: a flat kernel (see below) for small planes, several channels per call;
+ * Depthwise: a channel-interleaved kernel (16 channels per vector) for small planes, a flat
+ * kernel (see below) for planes with rows of up to 32 outputs, several channels per call;
  * otherwise the AVX2 band kernel (bs__dw_plane_avx2; the CPU has AVX2 whenever it has
  * AVX-512).
  *
@@ -403,22 +404,24 @@ static void s_im2col_avx512(const bs_conv2d_t *g, const float *x, float *col)
 /* ---- depthwise -------------------------------------------------------------------------- */
 
 /* The flat kernel. A plane is copied, zero-padded, into a buffer of rows Wp wide (just wide
- * enough for every tap); there output (oh, ow) has its tap (0, 0) at q = oh*sh*Wp + ow*sw and
+ * enough for every tap); at stride 1 output (oh, ow) has its tap (0, 0) at q = oh*Wp + ow and
  * tap (kh, kw) at q + kh*dh*Wp + kw*dw, so the whole plane is one 1-D convolution over q:
- * 16 consecutive q per vector, one plain load per tap, with no row ends or borders. Lanes
- * whose q is not an output (padding columns; for stride 2, odd rows and columns) are then
- * dropped by a compress, and the kept lanes stored, in order, at the next outputs. Small
- * planes thus fill whole vectors (a 3x3 plane is one vector), and wide ones waste only the
- * padding columns. Stride 2 computes every q, four times the outputs, so only planes with
- * rows of 8 or fewer outputs take it at stride 2; at stride 1, rows of up to 32 outputs (the
- * AVX2 band kernel measured faster on wider ones). The geometry (tap offsets, which lanes of
- * each vector are kept) is worked out once per call for all its channels. Every sum runs
- * over kh, then kw. */
+ * 16 consecutive q per vector, one plain load per tap, with no row ends or borders. Strides
+ * of 2 (either axis) split the copy by phase, as the direct convolution does (layout in
+ * bs_kernels_impl.h; filled by s_conv_fill_avx512): phase planes of Hq x Wq, output (oh, ow)
+ * at q = oh*Wq + ow and tap (kh, kw) at a fixed offset, so again every q of a vector is
+ * computed from one plain load per tap. Lanes whose q is not an output (padding columns) are
+ * then dropped by a compress, and the kept lanes stored, in order, at the next outputs.
+ * Small planes thus fill whole vectors (a 3x3 plane is one vector), and wide ones waste only
+ * the padding columns. Rows of up to 32 outputs take it (at stride 1 the AVX2 band kernel
+ * measured faster on wider ones). The geometry (tap offsets, which lanes of each vector are
+ * kept) is worked out once per call for all its channels. Every sum runs over kh, then kw. */
 enum { Z_DW_BUF = 12288, Z_DW_TAPS = 25 };
 
 typedef struct z_dw_geo {
-    int64_t rows, Wp, L; /* padded rows and width; q positions computed */
+    int64_t rows, Wp, L; /* padded rows and width (of each phase plane); q positions computed */
     int ntap, k3;
+    bs__direct_t d; /* the phase planes (strided planes only) */
     int off[Z_DW_TAPS];
     __mmask16 keep[Z_DW_BUF / 16 + 1]; /* kept lanes of vector v (q0 = 16 v) */
 } z_dw_geo_t;
@@ -427,35 +430,34 @@ typedef struct z_dw_geo {
 static int z_dw_setup(const bs_conv2d_t *g, z_dw_geo_t *z)
 {
     int sh = g->sh, sw = g->sw;
-    z->rows = (int64_t)(g->OH - 1) * sh + (int64_t)(g->KH - 1) * g->dh + 1;
-    z->Wp = (int64_t)(g->OW - 1) * sw + (int64_t)(g->KW - 1) * g->dw + 1;
+    /* phase planes: rows Hq, width Wq, as the direct convolution's copy (bs_kernels_impl.h) */
+    z->rows = (int64_t)g->OH + (int64_t)(g->KH - 1) * g->dh / sh;
+    z->Wp = (int64_t)g->OW + (int64_t)(g->KW - 1) * g->dw / sw;
     z->ntap = g->KH * g->KW;
     /* measured: wide stride-1 rows (48) run faster in the AVX2 band kernel */
-    int ok = (sh * sw == 1 && g->OW <= 32) || (sh <= 2 && sw <= 2 && g->OW <= 8);
-    if (!ok || z->rows * z->Wp > Z_DW_BUF || z->ntap > Z_DW_TAPS)
+    int ok = sh <= 2 && sw <= 2 && g->OW <= 32;
+    if (!ok || sh * sw * z->rows * z->Wp > Z_DW_BUF || z->ntap > Z_DW_TAPS)
         return 0;
     z->k3 = g->KH == 3 && g->KW == 3;
+    int64_t Sq = z->rows * z->Wp;
+    z->d = (bs__direct_t){.sh = sh, .sw = sw, .OW = g->OW, .Wq = (int)z->Wp,
+                          .Hq = (int)z->rows, .Sq = Sq, .cstride = sh * sw * Sq};
     for (int kh = 0, t = 0; kh < g->KH; kh++)
-        for (int kw = 0; kw < g->KW; kw++, t++)
-            z->off[t] = (int)(kh * g->dh * z->Wp + kw * g->dw);
-    z->L = (int64_t)(g->OH - 1) * sh * z->Wp + (int64_t)(g->OW - 1) * sw + 1;
-    /* column (cv) and row parity (rv) of each lane's q, advanced by 16 per vector */
+        for (int kw = 0; kw < g->KW; kw++, t++) {
+            int r = kh * g->dh, c = kw * g->dw;
+            z->off[t] = (int)(((r % sh) * sw + c % sw) * Sq + (r / sh) * z->Wp + c / sw);
+        }
+    z->L = (int64_t)(g->OH - 1) * z->Wp + g->OW;
+    /* column (cv) of each lane's q, advanced by 16 per vector */
     __m512i cv = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i rv = _mm512_setzero_si512();
     const __m512i vWp = _mm512_set1_epi32((int)z->Wp), v16 = _mm512_set1_epi32(16);
-    const __m512i one = _mm512_set1_epi32(1), cend = _mm512_set1_epi32(g->OW * sw - (sw - 1));
+    const __m512i cend = _mm512_set1_epi32(g->OW);
     int64_t v = 0;
     for (int64_t q0 = 0; q0 < z->L; q0 += 16, v++) {
         __mmask16 wrap;
-        while ((wrap = _mm512_cmpge_epi32_mask(cv, vWp))) {
+        while ((wrap = _mm512_cmpge_epi32_mask(cv, vWp)))
             cv = _mm512_mask_sub_epi32(cv, wrap, cv, vWp);
-            rv = _mm512_mask_xor_epi32(rv, wrap, rv, one);
-        }
         __mmask16 keep = _mm512_cmplt_epi32_mask(cv, cend);
-        if (sw == 2)
-            keep &= _mm512_testn_epi32_mask(cv, one);
-        if (sh == 2)
-            keep &= _mm512_testn_epi32_mask(rv, one);
         if (z->L - q0 < 16)
             keep &= z_mask((int)(z->L - q0));
         z->keep[v] = keep;
@@ -464,10 +466,18 @@ static int z_dw_setup(const bs_conv2d_t *g, z_dw_geo_t *z)
     return 1;
 }
 
+static void s_conv_fill_avx512(const bs_conv2d_t *g, const bs__direct_t *d, const float *xc,
+                               float *bc);
+
 static void z_dw_plane(const bs_conv2d_t *g, const z_dw_geo_t *z, float *buf, const float *x,
                        const float *w, float b, float *y, int act, float lo, float hi)
 {
     int64_t rows = z->rows, Wp = z->Wp;
+    if (g->sh * g->sw > 1) {
+        s_conv_fill_avx512(g, &z->d, x, buf);
+        _mm512_storeu_ps(buf + z->d.cstride, _mm512_setzero_ps()); /* the last overread */
+        rows = 0;
+    }
     /* padded plane: buffer row r, column c holds x[r - pt][c - pl] (zero outside) */
     for (int64_t r = 0; r < rows; r++) {
         float *d = buf + r * Wp;
@@ -484,7 +494,8 @@ static void z_dw_plane(const bs_conv2d_t *g, const z_dw_geo_t *z, float *buf, co
             _mm512_storeu_ps(d + c, v); /* masked-off lanes are not read */
         }
     }
-    _mm512_storeu_ps(buf + rows * Wp, _mm512_setzero_ps()); /* what the last vector overreads */
+    if (rows)
+        _mm512_storeu_ps(buf + rows * Wp, _mm512_setzero_ps()); /* the last vector's overread */
     __m512 wv[Z_DW_TAPS];
     for (int t = 0; t < z->ntap; t++)
         wv[t] = _mm512_set1_ps(w[t]);
@@ -523,6 +534,136 @@ static void z_dw_plane(const bs_conv2d_t *g, const z_dw_geo_t *z, float *buf, co
     }
 }
 
+/* The channel-interleaved kernel, for small planes (where one channel's plane fills few
+ * lanes and per-channel setup dominates): 16 channels at a time, one per lane. Their planes
+ * are gathered into a zero-padded copy of Hp x Wp positions, 16 channels per position (as
+ * NCHW16c), each output position is then one vector of 16 channels, a sequential FMA chain
+ * over the taps (kh, then kw) with the weights (gathered once per block) in registers, plus
+ * the bias; the outputs go back to the 16 planes by 16 x 16 transposes, 16 positions at a
+ * time (measured: faster than scatters; for the input, gathers measured faster than
+ * transposes). Any stride and dilation; the last block of a call masks its missing channels.
+ * Taken for inputs of up to 576 positions and outputs of up to 144 with 8 or more channels
+ * (the choice depends on g only, never on the channel range, so that results do not depend
+ * on the thread count): measured faster than the flat kernel there, and slower on 24 x 24
+ * stride-1 planes. */
+enum { Z_DWC_POS = 768, Z_DWC_MAXHW = 576, Z_DWC_MAXOHW = 144 };
+
+/* In place: r[j] lane i becomes r[i] lane j (a 16 x 16 transpose). */
+S_INLINE void z_transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) { /* t: v0..v7 from u0..u7, v8..v15 from u8..u15 */
+        t[i] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(u[i], u[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(u[i + 8], u[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    }
+}
+
+typedef struct z_dwc_geo {
+    int Hp, Wp;
+} z_dwc_geo_t;
+
+/* 0 when the channel-interleaved kernel does not apply to g (or is not the faster one). */
+static int z_dwc_setup(const bs_conv2d_t *g, z_dwc_geo_t *z)
+{
+    int64_t Hp = (int64_t)(g->OH - 1) * g->sh + (int64_t)(g->KH - 1) * g->dh + 1;
+    int64_t Wp = (int64_t)(g->OW - 1) * g->sw + (int64_t)(g->KW - 1) * g->dw + 1;
+    int64_t hw = (int64_t)g->H * g->W, ohw = (int64_t)g->OH * g->OW;
+    if (g->C < 8 || Hp * Wp > Z_DWC_POS || hw > Z_DWC_MAXHW || ohw > Z_DWC_MAXOHW ||
+        g->KH * g->KW > Z_DW_TAPS)
+        return 0;
+    z->Hp = (int)Hp;
+    z->Wp = (int)Wp;
+    return 1;
+}
+
+/* Channels [c0, c0 + nc) (nc <= 16) of a depthwise convolution; x, w, bias, y: channel c0. */
+static void z_dwc_block(const bs_conv2d_t *g, const z_dwc_geo_t *z, float *buf, float *obuf,
+                        const float *x,
+                        const float *w, const float *bias, float *y, int nc, int act, float lo,
+                        float hi)
+{
+    const __mmask16 m = z_mask(nc);
+    const int hw = g->H * g->W, ohw = g->OH * g->OW, kk = g->KH * g->KW;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i wi = _mm512_mullo_epi32(lane, _mm512_set1_epi32(kk));
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i xi = _mm512_mullo_epi32(lane, _mm512_set1_epi32(hw));
+    int Hp = z->Hp, Wp = z->Wp;
+    for (int r = 0; r < Hp; r++) {
+        float *d = buf + (int64_t)r * Wp * 16;
+        int ih = r - g->pt;
+        if (ih < 0 || ih >= g->H) {
+            for (int s = 0; s < Wp; s++)
+                _mm512_store_ps(d + s * 16, zero);
+            continue;
+        }
+        const float *xr = x + (int64_t)ih * g->W;
+        for (int s = 0; s < Wp; s++) {
+            int iw = s - g->pl;
+            __m512 v = zero;
+            if (iw >= 0 && iw < g->W)
+                v = _mm512_mask_i32gather_ps(zero, m, xi, xr + iw, 4);
+            _mm512_store_ps(d + s * 16, v);
+        }
+    }
+    __m512 r[16];
+    __m512 wv[Z_DW_TAPS];
+    for (int t = 0; t < kk; t++)
+        wv[t] = _mm512_mask_i32gather_ps(zero, m, wi, w + t, 4);
+    __m512 vb = bias ? _mm512_maskz_loadu_ps(m, bias) : zero;
+    int64_t rs = (int64_t)g->dh * Wp * 16, cs = (int64_t)g->dw * 16;
+    int k3 = g->KH == 3 && g->KW == 3;
+    for (int oh = 0; oh < g->OH; oh++) {
+        const float *pr = buf + (int64_t)oh * g->sh * Wp * 16;
+        for (int ow = 0; ow < g->OW; ow++) {
+            const float *p = pr + (int64_t)ow * g->sw * 16;
+            __m512 a = zero;
+            if (k3) {
+                a = _mm512_fmadd_ps(_mm512_load_ps(p), wv[0], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + cs), wv[1], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + 2 * cs), wv[2], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + rs), wv[3], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + rs + cs), wv[4], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + rs + 2 * cs), wv[5], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + 2 * rs), wv[6], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + 2 * rs + cs), wv[7], a);
+                a = _mm512_fmadd_ps(_mm512_load_ps(p + 2 * rs + 2 * cs), wv[8], a);
+            } else {
+                for (int kh = 0, t = 0; kh < g->KH; kh++)
+                    for (int kw = 0; kw < g->KW; kw++, t++)
+                        a = _mm512_fmadd_ps(_mm512_load_ps(p + kh * rs + kw * cs), wv[t], a);
+            }
+            _mm512_store_ps(obuf + ((int64_t)oh * g->OW + ow) * 16,
+                            z_act(_mm512_add_ps(a, vb), act, lo, hi));
+        }
+    }
+    /* back to the planes: 16 output positions at a time */
+    for (int p0 = 0; p0 < ohw; p0 += 16) {
+        int np = ohw - p0 < 16 ? ohw - p0 : 16;
+        for (int j = 0; j < 16; j++)
+            r[j] = j < np ? _mm512_load_ps(obuf + (int64_t)(p0 + j) * 16) : zero;
+        z_transpose16(r);
+        for (int c = 0; c < nc; c++)
+            _mm512_mask_storeu_ps(y + (int64_t)c * ohw + p0, z_mask(np), r[c]);
+    }
+}
+
 /* Channels [c0, c1) of a depthwise convolution (x, w, y: channel 0 of each). */
 static void s_dw_planes_avx512(const bs_conv2d_t *g, const float *x, const float *w,
                                const float *bias, float *y, int c0, int c1, int act, float lo,
@@ -532,6 +673,15 @@ static void s_dw_planes_avx512(const bs_conv2d_t *g, const float *x, const float
     z_dw_geo_t z;
     int64_t pin = (int64_t)g->H * g->W, pout = (int64_t)g->OH * g->OW;
     int kk = g->KH * g->KW;
+    z_dwc_geo_t zc;
+    if (z_dwc_setup(g, &zc)) {
+        float cbuf[Z_DWC_POS * 16] __attribute__((aligned(64)));
+        float obuf[Z_DWC_MAXOHW * 16] __attribute__((aligned(64)));
+        for (int c = c0; c < c1; c += 16)
+            z_dwc_block(g, &zc, cbuf, obuf, x + c * pin, w + c * kk, bias ? bias + c : NULL,
+                        y + c * pout, c1 - c < 16 ? c1 - c : 16, act, lo, hi);
+        return;
+    }
     int flat = z_dw_setup(g, &z);
     for (int c = c0; c < c1; c++) {
         float b = bias ? bias[c] : 0.0f;

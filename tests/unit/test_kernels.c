@@ -537,6 +537,62 @@ BS_TEST(depthwise_threads_bitwise)
     bs_threadpool_free(&p3);
 }
 
+/* Geometries of the channel-interleaved depthwise path (small planes, 8 or more channels,
+ * whole and partial blocks of 16) and of the phase-split flat path (stride 2 on either axis,
+ * rows of up to 32 outputs): each ISA against the scalar reference, and bitwise across
+ * 1, 2 and 3 threads. */
+static const conv_geo_t s_dw_block_geos[] = {
+    {16, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},    /* 3x3 planes, one whole block */
+    {37, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},    /* partial last block */
+    {8, 6, 6, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},     /* stride 2, pad after only */
+    {24, 12, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  /* stride 2 to 6x6 */
+    {20, 24, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  /* 24x24 stride 2 to 12x12 */
+    {18, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  /* 12x12 stride 1 */
+    {17, 7, 9, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},    /* dilation 2 */
+    {33, 9, 8, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},    /* 5x5 */
+    {19, 11, 10, 5, 5, 2, 2, 1, 1, 2, 2, 1, 2},  /* 5x5 stride 2, asymmetric pads */
+    {9, 5, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},     /* 1x1 */
+    {40, 4, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},    /* padding wider than the kernel reach */
+    {12, 9, 31, 3, 2, 3, 3, 1, 3, 1, 2, 0, 1},   /* stride 3, non-square */
+    {3, 48, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},   /* phase-split flat: 48 -> 24 */
+    {2, 31, 40, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1},   /* row stride 2 only */
+    {2, 29, 50, 3, 3, 1, 2, 1, 1, 0, 1, 1, 0},   /* column stride 2 only */
+    {2, 40, 44, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2},   /* stride 2, dilation 2 */
+    {2, 35, 37, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},   /* 5x5 stride 2, odd sizes */
+};
+#define NDWBLOCK ((int)(sizeof s_dw_block_geos / sizeof s_dw_block_geos[0]))
+
+BS_TEST(depthwise_blocks_match_scalar)
+{
+    char isas[4][16];
+    int nisa = s_fast_isas(isas, 4);
+    for (int t = 0; t < nisa; t++)
+        for (int i = 0; i < NDWBLOCK; i++) {
+            bs_conv2d_t g = s_geo(&s_dw_block_geos[i]);
+            ASSERT(g.OH > 0 && g.OW > 0);
+            for (int bias = 0; bias < 2; bias++)
+                for (int act = 0; act < 3; act++)
+                    s_dw_compare(&g, isas[t], bias, act, NULL, 0);
+        }
+}
+
+BS_TEST(depthwise_blocks_threads_bitwise)
+{
+    bs_threadpool_t *p2 = bs_threadpool_new(2), *p3 = bs_threadpool_new(3);
+    ASSERT(p2 && p3);
+    char isas[5][16] = {"scalar"};
+    int nisa = 1 + s_fast_isas(isas + 1, 4);
+    for (int t = 0; t < nisa; t++)
+        for (int i = 0; i < NDWBLOCK; i++) {
+            bs_conv2d_t g = s_geo(&s_dw_block_geos[i]);
+            s_dw_compare(&g, isas[t], 1, BS_KACT_CLIP, p2, 1);
+            s_dw_compare(&g, isas[t], 1, BS_KACT_CLIP, p3, 1);
+            s_dw_compare(&g, isas[t], 0, BS_KACT_NONE, p3, 1);
+        }
+    bs_threadpool_free(&p2);
+    bs_threadpool_free(&p3);
+}
+
 /* ---- direct convolution ----------------------------------------------------------------- */
 
 /* Direct convolution of g (C input channels) to N channels under isa, against a naive
@@ -751,6 +807,8 @@ BS_TEST(threadpool_alloc_failure)
     X(depthwise_scalar_values)                                                                   \
     X(depthwise_isa_matches_scalar)                                                              \
     X(depthwise_threads_bitwise)                                                                 \
+    X(depthwise_blocks_match_scalar)                                                             \
+    X(depthwise_blocks_threads_bitwise)                                                          \
     X(direct_conv_matches_naive)                                                                 \
     X(direct_conv_threads_bitwise)
 
