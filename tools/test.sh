@@ -14,6 +14,8 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 JOBS=${JOBS:-2}
 fail=0
+ok_n=0   # suites passed / failed, for the closing "suites: N passed, N failed" line
+bad_n=0
 
 run_suite() { # name, build dir, cmake args...
   local name=$1 dir=$2
@@ -22,7 +24,8 @@ run_suite() { # name, build dir, cmake args...
   cmake -S "$ROOT" -B "$dir" "$@" >/dev/null
   cmake --build "$dir" -j"$JOBS" >/dev/null
   echo "=== $name: tests"
-  (cd "$dir" && ctest --output-on-failure -j1) || fail=1
+  if (cd "$dir" && ctest --output-on-failure -j1); then ok_n=$((ok_n + 1))
+  else fail=1; bad_n=$((bad_n + 1)); fi
 }
 
 run_suite "gcc" build-test-gcc -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -48,7 +51,9 @@ if [ $quick -eq 0 ]; then
         "build-test-fuzz/corpus-$t" "tests/fuzz/corpus/$t" "${extra[@]}" \
         > "build-test-fuzz/fuzz_$t.log" 2>&1
     then echo "fuzz_$t: no crash in ${secs}s ($(grep -c '' build-test-fuzz/fuzz_$t.log) log lines)"
+      ok_n=$((ok_n + 1))
     else echo "fuzz_$t: FAILED"; tail -40 "build-test-fuzz/fuzz_$t.log"; fail=1
+      bad_n=$((bad_n + 1))
     fi
   done
 fi
@@ -56,11 +61,15 @@ echo "=== arm64: kernel tests under qemu-aarch64 (tools/cross-arm64.sh)"
 mkdir -p build-cross-arm64
 if bash tools/cross-arm64.sh > build-cross-arm64/cross.log 2>&1; then
   tail -1 build-cross-arm64/cross.log
+  ok_n=$((ok_n + 1))
 else
   tail -40 build-cross-arm64/cross.log; fail=1
+  bad_n=$((bad_n + 1))
 fi
 if [ $fail -ne 0 ]; then
   echo "tools/test.sh: FAILED"
+  echo "suites: $ok_n passed, $bad_n failed"
   exit 1
 fi
 echo "tools/test.sh: all suites passed"
+echo "suites: $ok_n passed, $bad_n failed"
