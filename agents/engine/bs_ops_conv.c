@@ -156,11 +156,23 @@ static int s_geom_common(bs_graph_t *g, const bs_node_t *n, int transpose, s_geo
     return 0;
 }
 
+/* a * b * c, or -1 when a factor is negative or the product passes 2^62 (hostile geometry). */
+static int64_t s_mul3(int64_t a, int64_t b, int64_t c)
+{
+    int64_t ab, abc;
+    if (a < 0 || b < 0 || c < 0 || __builtin_mul_overflow(a, b, &ab) ||
+        __builtin_mul_overflow(ab, c, &abc) || abc > ((int64_t)1 << 62))
+        return -1;
+    return abc;
+}
+
 static int s_geom_finish(const bs_node_t *n, s_geom_t *o, bs_err_t *err)
 {
-    o->Pin = o->in[0] * o->in[1] * o->in[2];
-    o->Pout = o->out[0] * o->out[1] * o->out[2];
-    o->Kprod = o->k[0] * o->k[1] * o->k[2];
+    o->Pin = s_mul3(o->in[0], o->in[1], o->in[2]);
+    o->Pout = s_mul3(o->out[0], o->out[1], o->out[2]);
+    o->Kprod = s_mul3(o->k[0], o->k[1], o->k[2]);
+    if (o->Pin < 0 || o->Pout < 0 || o->Kprod < 0 || o->Kprod >= INT_MAX / 4)
+        return bs_node_err(err, n, BS_EUNSUPPORTED, "tensor dimensions too large");
     /* The kernels index with int: keep every GEMM dimension and buffer in range. */
     int64_t big = o->Pin > o->Pout ? o->Pin : o->Pout;
     int64_t kk = o->Cg * o->Kprod > o->Mg * o->Kprod ? o->Cg * o->Kprod : o->Mg * o->Kprod;
