@@ -1072,7 +1072,8 @@ static int s_plan(bs_graph_t *g, bs_err_t *err)
     return 0;
 }
 
-/* Frees const tensors no live node reads; sums the rest as the weight bytes. */
+/* Frees const tensors no live node reads (a weight that every reader packed counts as not
+ * read); the weight bytes are the consts kept plus the ops' packed copies. */
 static void s_trim_consts(bs_graph_t *g)
 {
     char *used = bs_calloc((size_t)g->n_tensors + 1, 1);
@@ -1083,12 +1084,15 @@ static void s_trim_consts(bs_graph_t *g)
         if (n->dead)
             continue;
         for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0)
+            if (n->in[k] >= 0 && !(k == 1 && n->weight_packed))
                 used[n->in[k]] = 1;
     }
     for (int i = 0; i < g->n_outputs; i++)
         used[g->outputs[i]] = 1;
     g->weight_bytes = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i].dead)
+            g->weight_bytes += g->nodes[i].packed_bytes;
     for (int t = 0; t < g->n_tensors; t++) {
         bs_tensor_t *x = &g->tensors[t];
         if (x->kind != BS_TENSOR_CONST)

@@ -75,6 +75,9 @@ typedef struct bs_node {
     int dead;                 /* folded or fused away: not run */
     int weight_layer;         /* Conv/ConvTranspose/Gemm/MatMul with a const weight */
     bs_prec_t prec;           /* precision assigned to a weight layer (fp32 until issue 4) */
+    size_t packed_bytes;      /* weight bytes prepare() packed into n->state */
+    int weight_packed;        /* 1: run() reads input 1 only from its packed copy, so the
+                                 loader frees the original when no other node reads it */
     const char *bad_attr;     /* first attribute read with the wrong type (loader error) */
     char bad_attr_why[40];
 } bs_node_t;

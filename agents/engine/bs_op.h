@@ -6,7 +6,10 @@
  *            shape with bs_tensor_set. May read the values of const inputs (Reshape's shape).
  *            Errors go through bs_node_err so they name the node.
  *   prepare  (optional) after shapes and fusions: precompute (pack weights into n->state) and
- *            set n->scratch to the scratch bytes run() will need.
+ *            set n->scratch to the scratch bytes run() will need. An op that packs its const
+ *            weight (input 1) and never reads the original again sets n->weight_packed and
+ *            n->packed_bytes: the loader then frees the original and counts the packed copy,
+ *            so weight bytes are what the engine really holds.
  *   run      computes the outputs from the inputs. Never allocates: scratch is ctx->scratch.
  *            Returns 0 or a BS_E* code (only for conditions infer could not see).
  *   release  (optional) frees n->state.

@@ -308,6 +308,8 @@ static int s_conv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
         if (!st->wpacked)
             return bs_node_err(err, n, BS_ENOMEM, "out of memory packing weight '%s'", w->name);
         s_pack_groups(st, w->data, o.Mg * st->gK, st->gK, 1, st->wpacked);
+        n->weight_packed = 1;
+        n->packed_bytes = st->wg_bytes * (size_t)o.G;
     } else {
         st->off_w = off;
         off += st->wg_bytes * (size_t)o.G;
@@ -625,6 +627,8 @@ static int s_convt_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
         if (!st->wpacked)
             return bs_node_err(err, n, BS_ENOMEM, "out of memory packing weight '%s'", w->name);
         s_pack_groups(st, w->data, o.Cg * st->gN, 1, st->gN, st->wpacked);
+        n->weight_packed = 1;
+        n->packed_bytes = st->wg_bytes * (size_t)o.G;
     } else {
         st->off_w = off;
         off += st->wg_bytes * (size_t)o.G;

@@ -296,6 +296,8 @@ static int s_gemm_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
         }
         bs_gemm_pack(src, sn, sk, st->N, st->K, st->wpacked);
         bs_free(tmp);
+        n->weight_packed = 1;
+        n->packed_bytes = st->w_bytes;
         st->alpha_post = 1.0f;
     } else {
         st->off_w = off;
@@ -472,6 +474,8 @@ static int s_matmul_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
         const float *bd = b->data;
         for (int64_t i = 0; i < nbb; i++)
             bs_gemm_pack(bd + i * o.K * o.N, 1, o.N, st->N, st->K, st->wpacked + i * st->w_bytes);
+        n->weight_packed = 1;
+        n->packed_bytes = st->w_bytes * (size_t)nbb;
     } else {
         st->off_w = off;
         off += st->w_bytes;
