@@ -1190,9 +1190,6 @@ int bs_graph_load_buffer(const void *buf, size_t len, const char *base_dir,
         bs_node_t *n = &g->nodes[i];
         if (n->dead || !n->op->prepare)
             continue;
-        if (n->op->alias) {
-            /* alias ops copy only when not aliased; prepare is theirs to skip */
-        }
         rc = n->op->prepare(g, n, err);
         if (rc == 0 && n->scratch > g->scratch_bytes)
             g->scratch_bytes = n->scratch;
