@@ -120,6 +120,7 @@ typedef struct s_searcher {
     bs_config_t *cfg;
     bs_model_info_t model;
     bs_space_t space;
+    bs_prec_t *precs;         /* scratch: one precision per layer */
     bs_store_t *store;
     int64_t campaign_id;
     const bs_policy_ops_t *policy;
@@ -762,10 +763,8 @@ static int s_make_job(s_searcher_t *s, const int *cand, const char *assignment, 
 
 static char *s_format_cand(s_searcher_t *s, const int *cand)
 {
-    bs_prec_t p[512];
+    bs_prec_t *p = s->precs;
     int n = s->space.n_layers;
-    if (n > 512)
-        return NULL;
     for (int i = 0; i < n; i++)
         p[i] = s->space.layers[i].choices[cand[i]];
     return bs_assign_format(s->space.names, p, n);
@@ -1079,11 +1078,9 @@ static int s_add_file(s_searcher_t *s, const char *role, const char *path)
 
 static int s_cand_from_assignment(s_searcher_t *s, const char *assignment, int *cand)
 {
-    bs_prec_t p[512];
+    bs_prec_t *p = s->precs;
     int n = s->space.n_layers;
     bs_err_t e = {0};
-    if (n > 512)
-        return BS_EINVAL;
     for (int i = 0; i < n; i++)
         p[i] = BS_PREC_FP32;
     int rc = bs_spec_apply(assignment, s->space.names, n, p, &e);
@@ -1326,6 +1323,11 @@ int bs_search_run(const bs_search_opts_t *opts, bs_err_t *err)
         goto done;
     if ((rc = bs_space_build(s->cfg, &s->model, &s->space, err)))
         goto done;
+    s->precs = bs_calloc((size_t)s->space.n_layers + 1, sizeof *s->precs);
+    if (!s->precs) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+        goto done;
+    }
     if ((rc = s_add_file(s, "model", s->cfg->model)) ||
         (rc = s_add_file(s, "eval_images", s->cfg->eval.images)) ||
         (rc = s_add_file(s, "eval_labels", s->cfg->eval.labels)) ||
@@ -1456,6 +1458,7 @@ done:
         s->policy->destroy(s->policy_state);
     bs_pareto_destroy(&s->front);
     bs_store_close(&s->store);
+    bs_free(s->precs);
     bs_space_free(&s->space);
     bs_model_info_free(&s->model);
     bs_config_free(&s->cfg);
