@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Cross-builds the kernel tests (tests/unit/test_kernels.c) for arm64 and runs them under
-# qemu-aarch64, so that the NEON kernels are compared with the portable C reference on an
-# arm64 CPU: what CI does for the arm64 paths, which no x86 machine would otherwise run.
+# Cross-builds the kernel tests (tests/unit/test_kernels.c, float, and test_qkernels.c,
+# integer) for arm64 and runs them under qemu-aarch64, so that the NEON kernels are compared
+# with the portable C reference on an arm64 CPU: what CI does for the arm64 paths, which no
+# x86 machine would otherwise run.
 #   1. installs the cross compiler and qemu-user from Debian (idempotent, like
 #      tools/install-deps.sh: nothing to do and no network when they are present)
-#   2. compiles test_kernels statically with only what it needs: the kernels, the NEON
-#      file, the thread pool, the test harness and the allocator. The allocator's cJSON
-#      hook is satisfied by a two-line stub header and source generated here, so the cross
-#      build needs no arm64 cJSON.
-#   3. runs it under qemu-aarch64; prints the test's output (last line "N passed, N failed")
+#   2. compiles each test statically with only what it needs: the kernels, the NEON files,
+#      the thread pool, weight packing (bs_quant.c, with bs_tensor.c for its fp16 helpers
+#      and bs_error.c for its messages), the test harness and the allocator. The
+#      allocator's cJSON hook is satisfied by a two-line stub header and source generated
+#      here, so the cross build needs no arm64 cJSON.
+#   3. runs each under qemu-aarch64; prints their output (each ends "N passed, N failed")
 #      and exits non-zero when a test fails.
-# Usage: tools/cross-arm64.sh [TEST...]   (env: CROSS_CC, BS_TEST_TIMEOUT per test, default 300 s)
+# Usage: tools/cross-arm64.sh [TEST...]   (env: CROSS_CC, BS_TEST_TIMEOUT per test, default
+# 300 s; BS_CROSS_TESTS, the test programs to run, default "test_kernels test_qkernels";
+# TEST names are passed to each program)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -48,19 +52,23 @@ typedef struct cJSON_Hooks {
 void cJSON_InitHooks(cJSON_Hooks *hooks);
 EOF
 cat > "$OUT/cjson_stub.c" <<'EOF'
-/* cross-arm64.sh: test_kernels uses no JSON, so installing hooks does nothing. */
+/* cross-arm64.sh: the kernel tests use no JSON, so installing hooks does nothing. */
 #include <cjson/cJSON.h>
 void cJSON_InitHooks(cJSON_Hooks *hooks) { (void)hooks; }
 EOF
 
-echo "cross-arm64: building test_kernels for arm64 with $CC"
-"$CC" -std=c11 -O2 -static -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-  -DBS_HAVE_NEON=1 -I agents/engine -I common -I tests/unit -I "$OUT/inc" \
-  tests/unit/test_kernels.c tests/unit/bs_test.c \
-  agents/engine/bs_kernels.c agents/engine/bs_kernels_neon.c agents/engine/bs_threadpool.c \
-  common/bs_alloc.c "$OUT/cjson_stub.c" -lpthread -lm -o "$OUT/test_kernels"
-
-echo "cross-arm64: running under $(basename "$QEMU")"
-# pipefail: the pipeline's status is the test's
-BS_TEST_TIMEOUT=${BS_TEST_TIMEOUT:-300} "$QEMU" "$OUT/test_kernels" "$@" 2>&1 |
-  tee "$OUT/test_kernels.log"
+SRCS=(agents/engine/bs_kernels.c agents/engine/bs_kernels_neon.c agents/engine/bs_qkernels.c
+  agents/engine/bs_qkernels_neon.c agents/engine/bs_quant.c agents/engine/bs_tensor.c
+  agents/engine/bs_threadpool.c common/bs_alloc.c common/bs_error.c "$OUT/cjson_stub.c")
+status=0
+for t in ${BS_CROSS_TESTS:-test_kernels test_qkernels}; do
+  echo "cross-arm64: building $t for arm64 with $CC"
+  "$CC" -std=c11 -O2 -static -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+    -DBS_HAVE_NEON=1 -I agents/engine -I common -I tests/unit -I "$OUT/inc" \
+    "tests/unit/$t.c" tests/unit/bs_test.c "${SRCS[@]}" -lpthread -lm -o "$OUT/$t"
+  echo "cross-arm64: running $t under $(basename "$QEMU")"
+  # pipefail: the pipeline's status is the test's
+  BS_TEST_TIMEOUT=${BS_TEST_TIMEOUT:-300} "$QEMU" "$OUT/$t" "$@" 2>&1 | tee "$OUT/$t.log" ||
+    status=1
+done
+exit $status
