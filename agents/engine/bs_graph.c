@@ -1,8 +1,8 @@
 /*
  * bs_graph.c - load an ONNX model into the engine's graph and run it.
  *
- * The passes are described in bs_graph.h: parse (protobuf-c), infer + fold, fuse, prepare,
- * plan, and run. Notes on the less obvious parts:
+ * The passes are described in bs_graph.h: parse (protobuf-c), infer + fold, fuse, precisions
+ * (and uint8 chaining), prepare, plan, and run. Notes on the less obvious parts:
  *
  * - Names: tensors are found by name through a small open-addressing hash (name -> index), so
  *   loading is linear in the model size. A node may only read values defined before it
@@ -30,6 +30,7 @@
 
 #include "bs_alloc.h"
 #include "bs_op.h"
+#include "bs_ops_internal.h"
 #include "bs_threadpool.h"
 #include "bs_util.h"
 #include "onnx.pb-c.h"
@@ -942,6 +943,221 @@ static int s_fuse(bs_graph_t *g, bs_err_t *err)
     return rc;
 }
 
+/* ---- precisions -------------------------------------------------------------------------- */
+
+void bs_act_table_free(bs_act_table_t *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->n; i++)
+        bs_free(t->names ? t->names[i] : NULL);
+    bs_free(t->names);
+    bs_free(t->q);
+    memset(t, 0, sizeof *t);
+}
+
+const bs_qparam_t *bs_act_table_find(const bs_act_table_t *t, const char *name)
+{
+    if (!t || !name)
+        return NULL;
+    for (int i = 0; i < t->n; i++)
+        if (t->names[i] && !strcmp(t->names[i], name))
+            return &t->q[i];
+    return NULL;
+}
+
+int bs_graph_weight_layers(const bs_graph_t *g, const char ***names, int **nodes)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        n += !g->nodes[i].dead && g->nodes[i].weight_layer;
+    const char **nm = bs_malloc(sizeof *nm * (size_t)(n ? n : 1));
+    int *ix = bs_malloc(sizeof *ix * (size_t)(n ? n : 1));
+    if (!nm || !ix) {
+        bs_free(nm);
+        bs_free(ix);
+        return BS_ENOMEM;
+    }
+    n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i].dead && g->nodes[i].weight_layer) {
+            nm[n] = g->nodes[i].name;
+            ix[n++] = i;
+        }
+    *names = nm;
+    if (nodes)
+        *nodes = ix;
+    else
+        bs_free(ix);
+    return n;
+}
+
+char *bs_graph_assignment(const bs_graph_t *g)
+{
+    const char **names = NULL;
+    int *idx = NULL;
+    int n = bs_graph_weight_layers(g, &names, &idx);
+    if (n < 0)
+        return NULL;
+    bs_prec_t *p = bs_malloc(sizeof *p * (size_t)(n ? n : 1));
+    char *out = NULL;
+    if (p) {
+        for (int i = 0; i < n; i++)
+            p[i] = g->nodes[idx[i]].prec;
+        out = bs_assign_format(names, p, n);
+    }
+    bs_free(p);
+    bs_free(names);
+    bs_free(idx);
+    return out;
+}
+
+/* Sets every weight layer's precision from opts.precision and checks that each int8-input
+ * layer has calibration for its input and that its op can run the precision. */
+static int s_assign_precisions(bs_graph_t *g, bs_err_t *err)
+{
+    const char *spec = g->opts.precision;
+    if (!spec || !*spec)
+        return 0;
+    const char **names = NULL;
+    int *idx = NULL;
+    int n = bs_graph_weight_layers(g, &names, &idx);
+    if (n < 0)
+        return bs_err_set(err, BS_ENOMEM, "out of memory");
+    bs_prec_t *precs = bs_malloc(sizeof *precs * (size_t)(n ? n : 1));
+    int rc = 0;
+    if (!precs) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        precs[i] = BS_PREC_FP32;
+    if ((rc = bs_spec_apply(spec, names, n, precs, err)))
+        goto done;
+    for (int i = 0; i < n && rc == 0; i++) {
+        bs_node_t *nd = &g->nodes[idx[i]];
+        nd->prec = precs[i];
+        if (bs_prec_eq(nd->prec, BS_PREC_FP32))
+            continue;
+        const bs_tensor_t *x = bs_node_input(g, nd, 0);
+        if (nd->prec.a == 8 && x && !bs_act_table_find(g->opts.act, x->name)) {
+            char pt[BS_PREC_TEXT_MAX];
+            bs_prec_format(nd->prec, pt);
+            rc = bs_node_err(err, nd, BS_EINVAL,
+                             "%s needs int8 parameters for its input '%s', and the calibration "
+                             "has none (calibrate with data.calibration in the campaign)",
+                             pt, x->name);
+            break;
+        }
+        rc = bs__qlayer_check(g, nd, err);
+    }
+done:
+    bs_free(precs);
+    bs_free(names);
+    bs_free(idx);
+    return rc;
+}
+
+static int s_is_alias_op(const bs_node_t *n)
+{
+    return n->op && n->op->alias;
+}
+
+/* Live consumers of tensor t: the count, and whether every one reads it as input 0 of an int8
+ * integer layer (w2..w8 a8). */
+static int s_consumers_int8(const bs_graph_t *g, int t, int *all_int8)
+{
+    int c = 0;
+    *all_int8 = 1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const bs_node_t *n = &g->nodes[i];
+        if (n->dead)
+            continue;
+        for (int k = 0; k < n->n_in; k++) {
+            if (n->in[k] != t)
+                continue;
+            c++;
+            if (k != 0 || !n->weight_layer || n->prec.a != 8 || n->prec.w > 8)
+                *all_int8 = 0;
+        }
+    }
+    return c;
+}
+
+/* The single live consumer of t (reading it as input 0), or -1. */
+static int s_only_consumer(const bs_graph_t *g, int t)
+{
+    int found = -1, count = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const bs_node_t *n = &g->nodes[i];
+        if (n->dead)
+            continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == t) {
+                count++;
+                found = k == 0 ? i : -2;
+            }
+    }
+    return count == 1 && found >= 0 ? found : -1;
+}
+
+/* Adjacent int8 layers pass uint8 tensors: a tensor read only by integer a8 layers, produced
+ * by an integer a8 layer either directly or through MaxPool and reshaping aliases (each read
+ * by nothing else), becomes uint8 with the readers' calibrated parameters, and so does every
+ * tensor on the way. Max pooling commutes with the (monotonic) quantization, so the values
+ * are those the readers would have quantized themselves. */
+static void s_plan_u8(bs_graph_t *g)
+{
+    enum { S_CHAIN_MAX = 16 };
+    for (int t = 0; t < g->n_tensors; t++) {
+        bs_tensor_t *x = &g->tensors[t];
+        if (x->kind != BS_TENSOR_ACT || x->dtype != BS_DT_FLOAT || x->is_graph_output ||
+            x->quantized)
+            continue;
+        int all8;
+        if (s_consumers_int8(g, t, &all8) == 0 || !all8)
+            continue;
+        const bs_qparam_t *qp = bs_act_table_find(g->opts.act, x->name);
+        if (!qp)
+            continue;
+        int chain[S_CHAIN_MAX], nc = 0, cur = t, ok = 0;
+        chain[nc++] = t;
+        while (nc < S_CHAIN_MAX) {
+            int p = g->tensors[cur].producer;
+            if (p < 0)
+                break;
+            const bs_node_t *pn = &g->nodes[p];
+            if (pn->dead || pn->n_out < 1 || pn->out[0] != cur)
+                break;
+            if (pn->weight_layer && pn->prec.a == 8 && pn->prec.w <= 8) {
+                ok = pn->n_out == 1;
+                break;
+            }
+            int pool = !strcmp(pn->op_type, "MaxPool") &&
+                       (pn->n_out == 1 || pn->out[1] < 0);
+            if (!pool && !s_is_alias_op(pn))
+                break;
+            int in = pn->in[0];
+            if (in < 0 || g->tensors[in].kind != BS_TENSOR_ACT ||
+                g->tensors[in].dtype != BS_DT_FLOAT || g->tensors[in].is_graph_output ||
+                s_only_consumer(g, in) != p)
+                break;
+            chain[nc++] = in;
+            cur = in;
+        }
+        if (!ok)
+            continue;
+        for (int i = 0; i < nc; i++) {
+            bs_tensor_t *c = &g->tensors[chain[i]];
+            bs_shape_t sh = c->shape;
+            bs_tensor_set(c, BS_DT_UINT8, &sh);
+            c->quantized = 1;
+            c->qscale = qp->scale;
+            c->qzero = qp->zero_point;
+        }
+    }
+}
+
 /* ---- plan --------------------------------------------------------------------------------- */
 
 static int s_root(const bs_graph_t *g, int t)
@@ -1084,7 +1300,7 @@ static void s_trim_consts(bs_graph_t *g)
         if (n->dead)
             continue;
         for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0 && !(k == 1 && n->weight_packed))
+            if (n->in[k] >= 0 && !(k == 1 && n->weight_packed) && !(k == 2 && n->bias_packed))
                 used[n->in[k]] = 1;
     }
     for (int i = 0; i < g->n_outputs; i++)
@@ -1181,11 +1397,16 @@ int bs_graph_load_buffer(const void *buf, size_t len, const char *base_dir,
         onnx__model_proto__free_unpacked(mp, NULL);
     g->opts.input_shapes = NULL;
     g->opts.n_input_shapes = 0;
+
     bs_free(nt.slots);
     if (rc == 0)
         rc = s_infer_fold(g, err);
     if (rc == 0 && !g->opts.no_fuse)
         rc = s_fuse(g, err);
+    if (rc == 0)
+        rc = s_assign_precisions(g, err);
+    if (rc == 0)
+        s_plan_u8(g);
     for (int i = 0; i < g->n_nodes && rc == 0; i++) {
         bs_node_t *n = &g->nodes[i];
         if (n->dead || !n->op->prepare)
@@ -1203,6 +1424,8 @@ int bs_graph_load_buffer(const void *buf, size_t len, const char *base_dir,
                         g->scratch_bytes);
     if (rc == 0 && g->opts.threads > 1 && !(g->pool = bs_threadpool_new(g->opts.threads)))
         rc = bs_err_set(err, BS_ENOMEM, "cannot start %d threads", g->opts.threads);
+    g->opts.precision = NULL; /* borrowed for the load only */
+    g->opts.act = NULL;
     if (rc) {
         bs_graph_free(&g);
         return rc;
@@ -1263,6 +1486,11 @@ int bs_graph_set_input(bs_graph_t *g, int i, int dtype, const void *data, size_t
 
 int bs_graph_run(bs_graph_t *g, bs_err_t *err)
 {
+    return bs_graph_run_observed(g, NULL, NULL, err);
+}
+
+int bs_graph_run_observed(bs_graph_t *g, bs_graph_observe_fn fn, void *fctx, bs_err_t *err)
+{
     bs_err_t op_err = {0};
     bs_ctx_t ctx = {.scratch = g->scratch, .pool = g->pool, .err = &op_err};
     for (int i = 0; i < g->n_nodes; i++) {
@@ -1272,6 +1500,8 @@ int bs_graph_run(bs_graph_t *g, bs_err_t *err)
         if (n->op->alias && n->n_out > 0 && n->out[0] >= 0 &&
             g->tensors[n->out[0]].alias_of >= 0)
             continue; /* shares its input's bytes */
+        if (fn && n->weight_layer && n->n_in > 0 && n->in[0] >= 0)
+            fn(fctx, g, i, &g->tensors[n->in[0]]);
         int rc = n->op->run(g, n, &ctx);
         if (n->bad_attr) /* an attribute first read at run time had the wrong type */
             return bs_node_err(err, n, BS_EMODEL, "attribute '%s' has the wrong type (%s)",

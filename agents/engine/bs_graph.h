@@ -18,8 +18,14 @@
  * Running copies the inputs into the arena and calls each live node's run(); kernels never
  * allocate.
  *
- * Weight-bearing nodes (Conv, ConvTranspose, Gemm, MatMul with a const weight) carry a
- * bs_prec_t that issue 4's quantization reads; here it is always fp32.
+ * Precisions (between fuse and prepare): weight-bearing nodes (Conv, ConvTranspose, Gemm,
+ * MatMul with a const weight) are the layers, named as common/bs_model.h names them; opts.precision
+ * (a spec or an assignment) gives each its bs_prec_t, and a layer with int8 activations needs
+ * its input's calibrated (scale, zero point) in opts.act. Then adjacent int8 layers are joined:
+ * a tensor read only by integer int8 layers and produced by one, directly or through MaxPool and
+ * reshaping ops, becomes a uint8 tensor (bs_tensor_t.quantized) with its readers' parameters, so
+ * the producer requantizes into it and no float round trip happens. prepare() then quantizes
+ * each layer's weight at its precision (bs_ops_quant.c) and frees the float original.
  */
 #ifndef BS_GRAPH_H
 #define BS_GRAPH_H
@@ -74,13 +80,32 @@ typedef struct bs_node {
     float act_lo, act_hi;     /* Clip bounds; Relu is [0, +inf) */
     int dead;                 /* folded or fused away: not run */
     int weight_layer;         /* Conv/ConvTranspose/Gemm/MatMul with a const weight */
-    bs_prec_t prec;           /* precision assigned to a weight layer (fp32 until issue 4) */
+    bs_prec_t prec;           /* precision assigned to a weight layer (default w32a32) */
     size_t packed_bytes;      /* weight bytes prepare() packed into n->state */
     int weight_packed;        /* 1: run() reads input 1 only from its packed copy, so the
                                  loader frees the original when no other node reads it */
+    int bias_packed;          /* 1: the same for input 2 (a quantized layer's bias) */
     const char *bad_attr;     /* first attribute read with the wrong type (loader error) */
     char bad_attr_why[40];
 } bs_node_t;
+
+/* Activation quantization of one tensor as uint8: x ~ scale * (q - zero_point). */
+typedef struct bs_qparam {
+    float scale;              /* > 0, finite */
+    int32_t zero_point;       /* 0..255 */
+} bs_qparam_t;
+
+/* Calibrated parameters of activation tensors, by ONNX value name (bs_run_calibrate fills one
+ * for the input of every weight layer). */
+typedef struct bs_act_table {
+    int n;
+    char **names;             /* owned */
+    bs_qparam_t *q;           /* owned */
+} bs_act_table_t;
+
+void bs_act_table_free(bs_act_table_t *t); /* NULL-safe; zeroes *t */
+/* The entry for a tensor name, or NULL. */
+const bs_qparam_t *bs_act_table_find(const bs_act_table_t *t, const char *name);
 
 typedef struct bs_graph_opts {
     int threads;              /* kernel threads, >= 1 */
@@ -88,6 +113,12 @@ typedef struct bs_graph_opts {
     int n_input_shapes;       /* optional overrides of graph input shapes, by input position */
     const bs_shape_t *input_shapes;
     int no_fuse;              /* 1: skip fusions (for tests comparing fused and unfused) */
+    const char *precision;    /* precision spec or assignment over the weight layers
+                                 (bs_precision.h; names as common/bs_model.h gives them);
+                                 NULL or "": every layer fp32 */
+    int wscale_minmax;        /* 1: integer weight scales by min-max instead of the MSE search */
+    const bs_act_table_t *act; /* activation parameters; needed when a layer has a8: its input
+                                 tensor must be in the table (bs_run_calibrate makes one) */
 } bs_graph_opts_t;
 
 typedef struct bs_graph {
@@ -117,6 +148,21 @@ int bs_graph_load(const char *path, const bs_graph_opts_t *opts, bs_graph_t **ou
 int bs_graph_load_buffer(const void *buf, size_t len, const char *base_dir,
                          const bs_graph_opts_t *opts, bs_graph_t **out, bs_err_t *err);
 void bs_graph_free(bs_graph_t **g);
+
+/* Weight layers in graph order: *names (caller frees the array, not the strings, which are
+ * the nodes' names, valid while g lives), *nodes node indices (may be NULL). Returns the count
+ * or BS_ENOMEM. */
+int bs_graph_weight_layers(const bs_graph_t *g, const char ***names, int **nodes);
+
+/* The canonical assignment the graph runs at ("conv1=w8a8,...,fc=w32a32"); caller frees
+ * (bs_free). NULL on OOM. */
+char *bs_graph_assignment(const bs_graph_t *g);
+
+/* Called during bs_graph_run_observed just before each weight layer runs, with its input 0
+ * (float32 when the graph is all fp32). */
+typedef void (*bs_graph_observe_fn)(void *ctx, const bs_graph_t *g, int node,
+                                    const bs_tensor_t *input);
+int bs_graph_run_observed(bs_graph_t *g, bs_graph_observe_fn fn, void *ctx, bs_err_t *err);
 
 /* Copies input i (bytes must equal the tensor's nbytes and dtype must match). */
 int bs_graph_set_input(bs_graph_t *g, int i, int dtype, const void *data, size_t bytes,

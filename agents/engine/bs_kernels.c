@@ -43,6 +43,8 @@
 
 #include "bs_error.h"
 #include "bs_kernels_impl.h"
+#include "bs_quant.h"
+#include "bs_tensor.h"
 
 #if defined(BS_HAVE_AVX2)
 extern const bs__kernels_t bs__kernels_avx2;
@@ -210,6 +212,7 @@ static void s_init(void)
 {
 #if defined(BS_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
+    /* every CPU with AVX2 and FMA also has F16C (used by the AVX2 table's fp16 dot) */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         s_tables[s_ntables++] = &bs__kernels_avx2;
 #if defined(BS_HAVE_AVX512)
@@ -300,6 +303,13 @@ static size_t s_slot_bytes(const bs__kernels_t *k, int M, int K)
     return (b + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
 }
 
+/* Per-slot weight tile of bs_gemm_wq: kc x nr floats, then kc codes of one row. */
+static size_t s_tile_bytes(const bs__kernels_t *k, int K)
+{
+    size_t b = sizeof(float) * (size_t)k->nr * (size_t)s_kc(K) + (size_t)s_kc(K) + 64;
+    return (b + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+}
+
 size_t bs_gemm_packed_size(int N, int K)
 {
     const bs__kernels_t *k = s_k();
@@ -363,8 +373,10 @@ typedef struct s_gemm_job {
     int ppc;                   /* W panels per N chunk */
     int nmb, nnb;              /* M blocks, N chunks */
     bs__gemm_epi_t epi;        /* bias (of column 0), act, lo, hi */
+    const bs_gemm_wsrc_t *wq;  /* bs_gemm_wq: W dequantized per tile (Wp unused) */
     char *scratch;
     size_t slot;
+    size_t tile;               /* bytes of the weight tile after X's panels in a slot */
     atomic_int next;           /* next work item */
 } s_gemm_job_t;
 
@@ -427,6 +439,173 @@ static void s_pack_x(const s_gemm_job_t *j, int m0, int ml, int k0, int kl, floa
             d[(int64_t)k * w + i] = s[(int64_t)i * sxm + (int64_t)k * sxk];
 }
 
+float bs__dot_i8_ref(const int8_t *c, const float *x, int n)
+{
+    float acc = 0.0f;
+    for (int k = 0; k < n; k++)
+        acc += x[k] * (float)c[k];
+    return acc;
+}
+
+float bs__dot_f16_ref(const uint16_t *h, const float *x, int n)
+{
+    float acc = 0.0f;
+    for (int k = 0; k < n; k++)
+        acc += x[k] * bs_f16_to_f32(h[k]);
+    return acc;
+}
+
+/* Codes [k0, k0 + kl) of one packed row (bs_quant.h layout) into codes[], 8 fields at a time
+ * from a 64-bit little-endian window (8 fields of <= 8 bits plus a shift of <= 7 fit in 64),
+ * which may read up to 8 bytes past the row: inside the next row or the BS_QWEIGHT_TAIL. */
+static inline __attribute__((always_inline)) int
+s_unpack_windows(const uint8_t *row, const int bits, int k0, int k, int kl, int8_t *codes)
+{
+    const uint64_t mask = ((uint64_t)1 << bits) - 1, m = (uint64_t)1 << (bits - 1);
+    for (; k + 8 <= kl; k += 8) {
+        size_t bit = (size_t)(k0 + k) * (size_t)bits;
+        uint64_t w;
+        memcpy(&w, row + (bit >> 3), 8); /* little-endian hosts (x86-64, arm64) */
+        w >>= bit & 7;
+        for (int j = 0; j < 8; j++) {
+            uint64_t v = (w >> (j * bits)) & mask;
+            codes[k + j] = (int8_t)((int64_t)(v ^ m) - (int64_t)m);
+        }
+    }
+    return k;
+}
+
+static void s_unpack_fast(const uint8_t *row, int bits, int k0, int kl, int8_t *codes)
+{
+    const uint64_t mask = ((uint64_t)1 << bits) - 1, m = (uint64_t)1 << (bits - 1);
+    if (bits == 8) {
+        memcpy(codes, row + k0, (size_t)kl);
+        return;
+    }
+    const bs__kernels_t *isa = s_k();
+    int k = isa->unpack ? isa->unpack(row, bits, k0, kl, codes) : 0;
+    if (k) {
+        k0 += k;
+        kl -= k;
+        codes += k;
+        k = 0;
+    }
+    if (bits == 4 && k0 % 2 == 0) { /* whole bytes: loops the compiler vectorises */
+        const uint8_t *b = row + k0 / 2;
+        for (; k + 2 <= kl; k += 2) {
+            uint8_t v = b[k / 2];
+            codes[k] = (int8_t)(((v & 15) ^ 8) - 8);
+            codes[k + 1] = (int8_t)(((v >> 4) ^ 8) - 8);
+        }
+    } else if (bits == 2 && k0 % 4 == 0) {
+        const uint8_t *b = row + k0 / 4;
+        for (; k + 4 <= kl; k += 4) {
+            uint8_t v = b[k / 4];
+            codes[k] = (int8_t)(((v & 3) ^ 2) - 2);
+            codes[k + 1] = (int8_t)((((v >> 2) & 3) ^ 2) - 2);
+            codes[k + 2] = (int8_t)((((v >> 4) & 3) ^ 2) - 2);
+            codes[k + 3] = (int8_t)(((v >> 6) ^ 2) - 2);
+        }
+    }
+    switch (bits) { /* constant widths, so the 8 shifts and masks unroll */
+    case 2: k = s_unpack_windows(row, 2, k0, k, kl, codes); break;
+    case 3: k = s_unpack_windows(row, 3, k0, k, kl, codes); break;
+    case 4: k = s_unpack_windows(row, 4, k0, k, kl, codes); break;
+    case 5: k = s_unpack_windows(row, 5, k0, k, kl, codes); break;
+    case 6: k = s_unpack_windows(row, 6, k0, k, kl, codes); break;
+    case 7: k = s_unpack_windows(row, 7, k0, k, kl, codes); break;
+    default: break;
+    }
+    (void)mask;
+    (void)m;
+    if (k < kl)
+        bs_qunpack_row(row, bits, k0 + k, k0 + kl, codes + k);
+}
+
+/* Weight-only GEMV: y[n] = act(scale[n] * dot(codes of row n, x) + bias[n]) (fp16: the halves'
+ * dot), rows [n0, n1), x contiguous, K at a time in chunks of the codes buffer. */
+typedef struct s_gemv_job {
+    const bs__kernels_t *k;
+    const bs_gemm_wsrc_t *w;
+    int N, K, chunk;
+    const float *x;
+    const float *bias;
+    float *y;
+    int64_t syn;
+    int act;
+    float lo, hi;
+    char *scratch;
+    size_t slot;
+    int per, items;            /* rows per work item, work items */
+    atomic_int next;
+} s_gemv_job_t;
+
+static void s_gemv_item(const s_gemv_job_t *j, int item, int8_t *codes)
+{
+    int n0 = item * j->per, n1 = n0 + j->per < j->N ? n0 + j->per : j->N;
+    bs__dot_i8_fn dot8 = j->k->dot_i8 ? j->k->dot_i8 : bs__dot_i8_ref;
+    bs__dot_f16_fn dot16 = j->k->dot_f16 ? j->k->dot_f16 : bs__dot_f16_ref;
+    const bs_qweight_t *q = j->w->q;
+    for (int n = n0; n < n1; n++) {
+        int64_t row = (int64_t)j->w->n0 + n;
+        float v;
+        if (q) {
+            const uint8_t *r = q->data + (size_t)row * q->row_bytes;
+            float acc = 0.0f;
+            for (int k0 = 0; k0 < j->K; k0 += j->chunk) {
+                int kl = j->K - k0 < j->chunk ? j->K - k0 : j->chunk;
+                s_unpack_fast(r, q->bits, k0, kl, codes);
+                acc += dot8(codes, j->x + k0, kl);
+            }
+            v = acc * q->scales[row];
+        } else {
+            v = dot16(j->w->f16 + row * j->K, j->x, j->K);
+        }
+        if (j->bias)
+            v += j->bias[n];
+        j->y[(int64_t)n * j->syn] = bs__act1(v, j->act, j->lo, j->hi);
+    }
+}
+
+static void s_gemv_slot(void *ctx, int slot)
+{
+    s_gemv_job_t *j = ctx;
+    int8_t *codes = (int8_t *)(j->scratch + (size_t)slot * j->slot);
+    for (;;) {
+        int it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= j->items)
+            return;
+        s_gemv_item(j, it, codes);
+    }
+}
+
+/* Expands columns [n0, n0 + nv) (panel order, zero past nv) of a quantized W for k in
+ * [k0, k0 + kl) into tile[k * nr + c]: the panel bs_gemm_pack would make of the dequantized
+ * weight, K block k0 only. */
+static void s_dequant_tile(const bs_gemm_wsrc_t *w, int K, int nr, int n0, int nv, int k0,
+                           int kl, float *tile, int8_t *codes)
+{
+    for (int c = 0; c < nr; c++) {
+        if (c >= nv) {
+            for (int k = 0; k < kl; k++)
+                tile[(int64_t)k * nr + c] = 0.0f;
+            continue;
+        }
+        int64_t row = (int64_t)w->n0 + n0 + c;
+        if (w->q) {
+            const bs_qweight_t *q = w->q;
+            s_unpack_fast(q->data + (size_t)row * q->row_bytes, q->bits, k0, kl, codes);
+            float sc = q->scales[row];
+            for (int k = 0; k < kl; k++)
+                tile[(int64_t)k * nr + c] = sc * (float)codes[k];
+        } else {
+            const uint16_t *h = w->f16 + row * K + k0;
+            for (int k = 0; k < kl; k++)
+                tile[(int64_t)k * nr + c] = bs_f16_to_f32(h[k]);
+        }
+    }
+}
+
 static void s_gemm_item(s_gemm_job_t *j, int item, float *xp)
 {
     const bs__kernels_t *k = j->k;
@@ -445,10 +624,25 @@ static void s_gemm_item(s_gemm_job_t *j, int item, float *xp)
     /* one row (a batch-1 Gemm / MatMul): X is read in place, all panels at once */
     int gemv = !j->cols && ml == 1 && k->gemm_row1;
     int nvl = j->N - (p1 - 1) * nr < nr ? j->N - (p1 - 1) * nr : nr;
+    float *tile = j->wq ? (float *)((char *)xp + j->slot - j->tile) : NULL;
+    int8_t *codes = j->wq ? (int8_t *)(tile + (size_t)nr * (size_t)j->kc) : NULL;
     for (int k0 = 0; k0 < j->K; k0 += j->kc) {
         int kl = j->K - k0 < j->kc ? j->K - k0 : j->kc;
         e.accumulate = k0 > 0;
         e.final = k0 + kl == j->K;
+        if (gemv && tile) { /* one panel at a time through the tile */
+            for (int p = p0; p < p1; p++) {
+                int n0 = p * nr;
+                int nv = j->N - n0 < nr ? j->N - n0 : nr;
+                s_dequant_tile(j->wq, j->K, nr, n0, nv, k0, kl, tile, codes);
+                e.bias = bias ? bias + n0 : NULL;
+                k->gemm_row1(kl, j->X + (int64_t)m0 * j->sxm + (int64_t)k0 * j->sxk, j->sxk,
+                             tile, (int64_t)nr * kl, 1,
+                             j->Y + (int64_t)m0 * j->sym + (int64_t)n0 * j->syn, j->syn, nv,
+                             &e);
+            }
+            continue;
+        }
         if (gemv) {
             e.bias = bias ? bias + (int64_t)p0 * nr : NULL;
             k->gemm_row1(kl, j->X + (int64_t)m0 * j->sxm + (int64_t)k0 * j->sxk, j->sxk,
@@ -461,7 +655,11 @@ static void s_gemm_item(s_gemm_job_t *j, int item, float *xp)
         for (int p = p0; p < p1; p++) {
             int n0 = p * nr;
             int nv = j->N - n0 < nr ? j->N - n0 : nr;
-            const float *wp = j->Wp + (int64_t)n0 * j->K + (int64_t)k0 * nr;
+            const float *wp = tile;
+            if (tile)
+                s_dequant_tile(j->wq, j->K, nr, n0, nv, k0, kl, tile, codes);
+            else
+                wp = j->Wp + (int64_t)n0 * j->K + (int64_t)k0 * nr;
             for (int i = 0; i < ml; i += j->w) {
                 int mv = ml - i < j->w ? ml - i : j->w;
                 const float *xs = xp + (int64_t)i * kl;
@@ -495,9 +693,53 @@ static void s_gemm_slot(void *ctx, int slot)
     }
 }
 
+static void s_gemm_run(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk,
+                       const void *Wp, const bs_gemm_wsrc_t *wq, const float *bias, float *Y,
+                       int64_t sym, int64_t syn, int act, float lo, float hi, void *scratch,
+                       bs_threadpool_t *pool);
+
 void bs_gemm(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk, const void *Wp,
              const float *bias, float *Y, int64_t sym, int64_t syn, int act, float lo, float hi,
              void *scratch, bs_threadpool_t *pool)
+{
+    s_gemm_run(M, N, K, X, sxm, sxk, Wp, NULL, bias, Y, sym, syn, act, lo, hi, scratch, pool);
+}
+
+size_t bs_gemm_wq_scratch_size(int M, int N, int K, int threads)
+{
+    (void)N;
+    if (threads < 1)
+        threads = 1;
+    const bs__kernels_t *k = s_k();
+    return S_ALIGN + (size_t)threads * (s_slot_bytes(k, M, K) + s_tile_bytes(k, K));
+}
+
+void bs_gemm_wq(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk,
+                const bs_gemm_wsrc_t *W, const float *bias, float *Y, int64_t sym, int64_t syn,
+                int act, float lo, float hi, void *scratch, bs_threadpool_t *pool)
+{
+    if (M == 1 && sxk == 1 && K > 0 && N > 0) { /* one row: a GEMV straight from the codes */
+        const bs__kernels_t *k = s_k();
+        int threads = bs_threadpool_size(pool);
+        s_gemv_job_t j = {.k = k, .w = W, .N = N, .K = K, .chunk = s_kc(K), .x = X,
+                          .bias = bias, .y = Y, .syn = syn, .act = act, .lo = lo, .hi = hi};
+        uintptr_t base = ((uintptr_t)scratch + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+        j.scratch = (char *)base;
+        j.slot = s_slot_bytes(k, M, K) + s_tile_bytes(k, K);
+        int items = threads > 1 ? 4 * threads : 1;
+        j.per = (N + items - 1) / items;
+        j.items = (N + j.per - 1) / j.per;
+        atomic_init(&j.next, 0);
+        bs_threadpool_run(pool, j.items < threads ? j.items : threads, s_gemv_slot, &j);
+        return;
+    }
+    s_gemm_run(M, N, K, X, sxm, sxk, NULL, W, bias, Y, sym, syn, act, lo, hi, scratch, pool);
+}
+
+static void s_gemm_run(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk,
+                       const void *Wp, const bs_gemm_wsrc_t *wq, const float *bias, float *Y,
+                       int64_t sym, int64_t syn, int act, float lo, float hi, void *scratch,
+                       bs_threadpool_t *pool)
 {
     const bs__kernels_t *k = s_k();
     if (M <= 0 || N <= 0)
@@ -540,7 +782,9 @@ void bs_gemm(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk, cons
     j.nnb = (npanels + j.ppc - 1) / j.ppc;
     uintptr_t base = ((uintptr_t)scratch + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
     j.scratch = (char *)base;
-    j.slot = s_slot_bytes(k, M, K);
+    j.wq = wq;
+    j.tile = wq ? s_tile_bytes(k, K) : 0;
+    j.slot = s_slot_bytes(k, M, K) + j.tile;
     atomic_init(&j.next, 0);
     int slots = j.nmb * j.nnb < threads ? j.nmb * j.nnb : threads;
     bs_threadpool_run(pool, slots, s_gemm_slot, &j);

@@ -43,6 +43,24 @@ void bs_gemm(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk, cons
              const float *bias, float *Y, int64_t sym, int64_t syn, int act, float lo, float hi,
              void *scratch, bs_threadpool_t *pool);
 
+/* Weight-only quantized weights for bs_gemm_wq: the GEMM's column n is row n0 + n of either
+ * integer codes (bs_quant.h rows of 2..8 bits with per-row scales) or fp16 halves (K per row,
+ * row-major). */
+typedef struct bs_gemm_wsrc {
+    const struct bs_qweight *q; /* integer rows, or NULL */
+    const uint16_t *f16;        /* fp16 rows when q is NULL */
+    int n0;                     /* first row */
+} bs_gemm_wsrc_t;
+
+/* bs_gemm with W dequantized inside the kernel: each panel's K block is expanded to floats
+ * (scale * code, or the half's value) in a small per-thread tile right before the micro-kernel
+ * reads it, so the weight is never expanded in memory. Same results as bs_gemm on the
+ * dequantized weight packed by bs_gemm_pack (the same tiles, the same summation order). */
+size_t bs_gemm_wq_scratch_size(int M, int N, int K, int threads);
+void bs_gemm_wq(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk,
+                const bs_gemm_wsrc_t *W, const float *bias, float *Y, int64_t sym, int64_t syn,
+                int act, float lo, float hi, void *scratch, bs_threadpool_t *pool);
+
 /* 2-D convolution geometry (NCHW, one image, one group's slice handled by the caller). */
 typedef struct bs_conv2d {
     int C, H, W;              /* input channels (of this group), height, width */

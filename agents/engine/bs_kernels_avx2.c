@@ -406,6 +406,85 @@ void bs__dw_plane_avx2(const bs_conv2d_t *g, const float *x, const float *w, flo
     }
 }
 
+/* ---- weight-only GEMV dot products (shared with the AVX-512 table) ----------------------- */
+
+static float s_hsum(__m256 a)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+float bs__dot_i8_avx2(const int8_t *c, const float *x, int n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(c + k));
+        __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+        __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+        a0 = _mm256_fmadd_ps(f0, _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x + k + 8), a1);
+    }
+    float acc = s_hsum(_mm256_add_ps(a0, a1));
+    for (; k < n; k++)
+        acc += x[k] * (float)c[k];
+    return acc;
+}
+
+float bs__dot_f16_avx2(const uint16_t *h, const float *x, int n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m256 f0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + k)));
+        __m256 f1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + k + 8)));
+        a0 = _mm256_fmadd_ps(f0, _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x + k + 8), a1);
+    }
+    float acc = s_hsum(_mm256_add_ps(a0, a1));
+    for (; k < n; k++)
+        acc += x[k] * _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h[k])));
+    return acc;
+}
+
+/* 4-bit and 2-bit rows to int8 codes, 32 at a time (bs_quant.h layout: element 2j in the low
+ * nibble of byte j; element 4j+t in bits [2t, 2t+2) of byte j), from a field-aligned start.
+ * Returns how many codes were written (a multiple of 32); the caller finishes the rest. */
+int bs__unpack_avx2(const uint8_t *row, int bits, int k0, int kl, int8_t *codes)
+{
+    int k = 0;
+    if (bits == 4 && k0 % 2 == 0) {
+        const uint8_t *b = row + k0 / 2;
+        const __m128i m = _mm_set1_epi8(15), e = _mm_set1_epi8(8);
+        for (; k + 32 <= kl; k += 32) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(b + k / 2));
+            __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+            __m128i c0 = _mm_sub_epi8(_mm_xor_si128(_mm_unpacklo_epi8(lo, hi), e), e);
+            __m128i c1 = _mm_sub_epi8(_mm_xor_si128(_mm_unpackhi_epi8(lo, hi), e), e);
+            _mm_storeu_si128((__m128i *)(codes + k), c0);
+            _mm_storeu_si128((__m128i *)(codes + k + 16), c1);
+        }
+    } else if (bits == 2 && k0 % 4 == 0) {
+        const uint8_t *b = row + k0 / 4;
+        const __m128i m = _mm_set1_epi8(3), e = _mm_set1_epi8(2);
+        for (; k + 32 <= kl; k += 32) {
+            __m128i v = _mm_loadl_epi64((const __m128i *)(b + k / 4));
+            __m128i t0 = _mm_and_si128(v, m), t1 = _mm_and_si128(_mm_srli_epi16(v, 2), m);
+            __m128i t2 = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+            __m128i t3 = _mm_and_si128(_mm_srli_epi16(v, 6), m);
+            __m128i p01 = _mm_unpacklo_epi8(t0, t1), p23 = _mm_unpacklo_epi8(t2, t3);
+            __m128i c0 = _mm_unpacklo_epi16(p01, p23), c1 = _mm_unpackhi_epi16(p01, p23);
+            c0 = _mm_sub_epi8(_mm_xor_si128(c0, e), e);
+            c1 = _mm_sub_epi8(_mm_xor_si128(c1, e), e);
+            _mm_storeu_si128((__m128i *)(codes + k), c0);
+            _mm_storeu_si128((__m128i *)(codes + k + 16), c1);
+        }
+    }
+    return k;
+}
+
 const bs__kernels_t bs__kernels_avx2 = {
     .name = "avx2",
     .nr = A_NR,
@@ -416,4 +495,7 @@ const bs__kernels_t bs__kernels_avx2 = {
     .gemm_cols = s_gemm_cols_avx2,
     .im2col = bs__im2col_rows,
     .dw_plane = bs__dw_plane_avx2,
+    .dot_i8 = bs__dot_i8_avx2,
+    .dot_f16 = bs__dot_f16_avx2,
+    .unpack = bs__unpack_avx2,
 };

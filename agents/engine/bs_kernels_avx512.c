@@ -861,4 +861,7 @@ const bs__kernels_t bs__kernels_avx512 = {
     .conv_tile = s_conv_tile_avx512,
     .dq = 48,
     .conv_fill = s_conv_fill_avx512,
+    .dot_i8 = bs__dot_i8_avx2,
+    .dot_f16 = bs__dot_f16_avx2,
+    .unpack = bs__unpack_avx2,
 };

@@ -96,6 +96,12 @@ typedef void (*bs__conv_fill_fn)(const bs_conv2d_t *g, const bs__direct_t *d, co
                                  float *bc);
 #define BS__DIRECT_TAIL 64
 
+/* Optional dot products for weight-only GEMV (bs_gemm_wq with one row): sum_k x[k] * c[k] with
+ * c int8 codes / fp16 halves, n >= 0. The order of the sum is the table's own (vector lanes),
+ * so results differ from the reference by float rounding only. */
+typedef float (*bs__dot_i8_fn)(const int8_t *c, const float *x, int n);
+typedef float (*bs__dot_f16_fn)(const uint16_t *h, const float *x, int n);
+
 typedef struct bs__kernels {
     const char *name;        /* "scalar", "avx2", "avx512", "neon" */
     int nr;                  /* W panel width (n); a multiple of nt is not required */
@@ -111,7 +117,20 @@ typedef struct bs__kernels {
     bs__conv_tile_fn conv_tile; /* may be NULL: no direct convolution (im2col instead) */
     int dq;                     /* positions per conv_tile call, a multiple of 16 */
     bs__conv_fill_fn conv_fill; /* may be NULL: the portable fill */
+    bs__dot_i8_fn dot_i8;       /* may be NULL: the portable loop */
+    bs__dot_f16_fn dot_f16;     /* may be NULL: the portable loop */
+    /* may be NULL: unpacks a prefix of codes [k0, k0 + kl) of a packed row (bs_quant.h) into
+     * int8 and returns its length; the portable unpacker does the rest */
+    int (*unpack)(const uint8_t *row, int bits, int k0, int kl, int8_t *codes);
 } bs__kernels_t;
+
+/* The AVX2 dot products (bs_kernels_avx2.c, F16C), which the AVX-512 table shares. */
+float bs__dot_i8_avx2(const int8_t *c, const float *x, int n);
+float bs__dot_f16_avx2(const uint16_t *h, const float *x, int n);
+int bs__unpack_avx2(const uint8_t *row, int bits, int k0, int kl, int8_t *codes);
+/* The portable dot products (bs_kernels.c). */
+float bs__dot_i8_ref(const int8_t *c, const float *x, int n);
+float bs__dot_f16_ref(const uint16_t *h, const float *x, int n);
 
 #define BS__NR_MAX 32
 #define BS__MR_MAX 16

@@ -381,6 +381,39 @@ static void s_dw_plane_neon(const bs_conv2d_t *g, const float *x, const float *w
     }
 }
 
+/* ---- weight-only GEMV dot products ------------------------------------------------------ */
+
+static float s_dot_i8_neon(const int8_t *c, const float *x, int n)
+{
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        int8x16_t v = vld1q_s8(c + k);
+        int16x8_t lo = vmovl_s8(vget_low_s8(v)), hi = vmovl_s8(vget_high_s8(v));
+        a0 = vfmaq_f32(a0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), vld1q_f32(x + k));
+        a1 = vfmaq_f32(a1, vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), vld1q_f32(x + k + 4));
+        a2 = vfmaq_f32(a2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), vld1q_f32(x + k + 8));
+        a3 = vfmaq_f32(a3, vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), vld1q_f32(x + k + 12));
+    }
+    float acc = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+    for (; k < n; k++)
+        acc += x[k] * (float)c[k];
+    return acc;
+}
+
+static float s_dot_f16_neon(const uint16_t *h, const float *x, int n)
+{
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + k));
+        a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(v)), vld1q_f32(x + k));
+        a1 = vfmaq_f32(a1, vcvt_f32_f16(vget_high_f16(v)), vld1q_f32(x + k + 4));
+    }
+    float acc = vaddvq_f32(vaddq_f32(a0, a1));
+    return acc + bs__dot_f16_ref(h + k, x + k, n - k);
+}
+
 const bs__kernels_t bs__kernels_neon = {
     .name = "neon",
     .nr = N_NR,
@@ -391,4 +424,6 @@ const bs__kernels_t bs__kernels_neon = {
     .gemm_cols = s_gemm_cols_neon,
     .im2col = bs__im2col_rows,
     .dw_plane = s_dw_plane_neon,
+    .dot_i8 = s_dot_i8_neon,
+    .dot_f16 = s_dot_f16_neon,
 };

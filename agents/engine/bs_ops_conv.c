@@ -57,6 +57,8 @@ typedef struct s_conv {
     size_t off_w, off_col, off_gemm; /* scratch layout */
     int gM, gN, gK;                  /* GEMM sizes per image and group (gM: per band for 2-D) */
     int band;                        /* 2-D im2col: output rows per band */
+    bs__qw_t *qw;                    /* quantized layer (n->prec not w32a32), else NULL */
+    size_t off_xq;                   /* quantized: input quantized (int8) or QDQ'd (float) */
 } s_conv_t;
 
 /* 2-D im2col goes in bands of output rows whose window matrix holds about this many floats
@@ -235,6 +237,10 @@ static void s_conv_release(bs_node_t *n)
     if (!st)
         return;
     bs_free(st->wraw);
+    if (st->qw) {
+        bs__qw_free(st->qw);
+        bs_free(st->qw);
+    }
     bs_free(st);
     n->state = NULL;
 }
@@ -258,8 +264,156 @@ static size_t s_direct_bytes(const s_geom_t *o)
     return bs_conv2d_direct_scratch(&cv, (int)o->Mg);
 }
 
+/* ---- Conv at a quantized precision (see bs_ops_quant.c) ------------------------------------
+ * Integer (w2..w8 a8), per image: the input quantized to uint8 (unless the previous int8 layer
+ * already wrote uint8), then per group bs_im2row_u8 + bs_qgemm into the output planes (float,
+ * or uint8 for the next int8 layer); depthwise: bs_qconv_depthwise on codes unpacked into
+ * scratch. Float input (w16 or w2..w8 at a32; w32/w16 at a8 after QDQ of the input): im2col +
+ * bs_gemm_wq (weights dequantized per tile); depthwise: the filter dequantized into scratch.
+ * Scratch: [input copy][filter][window rows or matrix][GEMM]. */
+static int s_qconv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
+{
+    s_geom_t o;
+    bs_tensor_t *w;
+    int rc = s_conv_geom(g, n, &o, &w, err);
+    if (rc)
+        return rc;
+    s_conv_release(n);
+    if (w->kind != BS_TENSOR_CONST || !w->data)
+        return bs_node_err(err, n, BS_EINVAL, "a quantized precision needs a constant weight");
+    s_conv_t *st = bs_calloc(1, sizeof *st);
+    if (!st || !(st->qw = bs_calloc(1, sizeof *st->qw))) {
+        bs_free(st);
+        return bs_node_err(err, n, BS_ENOMEM, "out of memory");
+    }
+    n->state = st;
+    st->g = o;
+    st->const_w = 1;
+    int pads0 = 1, ones = 1, strides1 = 1;
+    for (int i = 0; i < 3; i++) {
+        pads0 &= o.ph[i] == 0 && o.pt[i] == 0;
+        ones &= o.k[i] == 1;
+        strides1 &= o.s[i] == 1;
+    }
+    int dw = o.G == o.C && o.Cg == 1 && o.Mg == 1;
+    st->path = dw ? S_PATH_DW : (ones && strides1 && pads0 ? S_PATH_1X1 : S_PATH_IM2COL2D);
+    const bs_tensor_t *bt = bs_node_input(g, n, 2);
+    if (bt && (bt->kind != BS_TENSOR_CONST || !bt->data))
+        return bs_node_err(err, n, BS_EINVAL, "a quantized precision needs a constant bias");
+    st->gM = (int)o.Pout;
+    st->gN = (int)o.Mg;
+    st->gK = (int)(o.Cg * o.Kprod);
+    bs__qw_spec_t sp = {.W = w->data, .sn = st->gK, .sk = 1, .N = (int)o.M, .K = st->gK,
+                        .G = (int)o.G, .dw = dw, .bias = bt ? bt->data : NULL, .alpha = 1.0f};
+    bs__qw_t *q = st->qw;
+    if ((rc = bs__qw_prepare(g, n, &sp, q, err)))
+        return rc;
+    n->weight_packed = 1;
+    n->bias_packed = bt != NULL;
+    n->packed_bytes = q->held;
+    const bs_tensor_t *x = bs_node_input(g, n, 0);
+    size_t off = 0, img = (size_t)(o.C * o.Pin);
+    if (q->int8 && !x->quantized) {
+        st->off_xq = off;
+        off += bs__align64(img);
+    } else if (!q->int8 && n->prec.a == 8) {
+        st->off_xq = off;
+        off += bs__align64(img * sizeof(float));
+    }
+    st->off_w = off;
+    if (dw) {
+        off += bs__align64((size_t)(o.M * o.Kprod) * (q->int8 ? 1 : sizeof(float)));
+        n->scratch = off;
+        return 0;
+    }
+    st->off_col = off;
+    if (q->int8)
+        off += bs__align64((size_t)o.Pout * (size_t)BS_QK_PAD(st->gK));
+    else if (st->path != S_PATH_1X1)
+        off += bs__align64((size_t)o.Pout * (size_t)st->gK * sizeof(float));
+    st->off_gemm = off;
+    off += bs__align64(bs__qw_gemm_scratch(q, st->gM, bs__threads(g)));
+    n->scratch = off;
+    return 0;
+}
+
+static int s_qconv_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
+{
+    const s_conv_t *st = n->state;
+    const s_geom_t *o = &st->g;
+    const bs__qw_t *q = st->qw;
+    const bs_tensor_t *xt = bs_node_input(g, n, 0), *yt = bs_node_output(g, n, 0);
+    char *scratch = ctx->scratch;
+    size_t ysz = yt->quantized ? 1 : sizeof(float);
+    int64_t cpin = o->C * o->Pin, mpout = o->M * o->Pout;
+    if (q->int8) {
+        int8_t *codes = (int8_t *)(scratch + st->off_w);
+        uint8_t *rows = (uint8_t *)(scratch + st->off_col);
+        int64_t ldr = BS_QK_PAD(st->gK);
+        if (st->path == S_PATH_DW)
+            bs__qw_codes_dw(q, codes);
+        for (int64_t img = 0; img < o->N; img++) {
+            const uint8_t *xq;
+            if (xt->quantized) {
+                xq = (const uint8_t *)xt->data + img * cpin;
+            } else {
+                bs_quantize_u8((const float *)xt->data + img * cpin, cpin, q->in.scale,
+                               q->in.zero_point, (uint8_t *)(scratch + st->off_xq));
+                xq = (const uint8_t *)(scratch + st->off_xq);
+            }
+            char *yi = (char *)yt->data + (size_t)(img * mpout) * ysz;
+            if (st->path == S_PATH_DW) {
+                bs_conv2d_t cv = s_conv2d(o, o->C);
+                bs_qconv_depthwise(&cv, xq, q->in.zero_point, codes, &q->epi, yi, ctx->pool);
+                continue;
+            }
+            bs_conv2d_t cv = s_conv2d(o, o->Cg);
+            for (int grp = 0; grp < (int)o->G; grp++) {
+                bs_im2row_u8(&cv, xq + grp * o->Cg * o->Pin, (uint8_t)q->in.zero_point, rows,
+                             ldr);
+                bs__qw_gemm_q(q, grp, st->gM, rows, ldr,
+                              yi + (size_t)(grp * o->Mg * o->Pout) * ysz, 1, o->Pout,
+                              scratch + st->off_gemm, ctx->pool);
+            }
+        }
+        return 0;
+    }
+    float *wf = (float *)(scratch + st->off_w);
+    float *col = (float *)(scratch + st->off_col);
+    if (st->path == S_PATH_DW)
+        bs__qw_dequant_dw(q, wf);
+    for (int64_t img = 0; img < o->N; img++) {
+        const float *xi = (const float *)xt->data + img * cpin;
+        if (n->prec.a == 8) {
+            bs__qw_qdq(q, xi, cpin, (float *)(scratch + st->off_xq));
+            xi = (const float *)(scratch + st->off_xq);
+        }
+        float *yi = (float *)yt->data + img * mpout;
+        if (st->path == S_PATH_DW) {
+            bs_conv2d_t cv = s_conv2d(o, o->C);
+            bs_conv2d_depthwise(&cv, xi, wf, q->bias, yi, n->act, n->act_lo, n->act_hi,
+                                ctx->pool);
+            continue;
+        }
+        bs_conv2d_t cv = s_conv2d(o, o->Cg);
+        for (int grp = 0; grp < (int)o->G; grp++) {
+            const float *xg = xi + grp * o->Cg * o->Pin;
+            if (st->path != S_PATH_1X1) {
+                bs_im2col(&cv, xg, col);
+                xg = col;
+            }
+            bs__qw_gemm_f(q, grp, st->gM, xg, 1, o->Pout, yi + grp * o->Mg * o->Pout, 1,
+                          o->Pout, n->act, n->act_lo, n->act_hi, scratch + st->off_gemm,
+                          ctx->pool);
+        }
+    }
+    return 0;
+}
+
 static int s_conv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
+    if (!bs_prec_eq(n->prec, BS_PREC_FP32))
+        return s_qconv_prepare(g, n, err);
     s_geom_t o;
     bs_tensor_t *w;
     int rc = s_conv_geom(g, n, &o, &w, err);
@@ -441,6 +595,8 @@ static int s_conv_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     const s_conv_t *st = n->state;
     if (!st)
         return BS_EINVAL;
+    if (st->qw)
+        return s_qconv_run(g, n, ctx);
     const s_geom_t *o = &st->g;
     const float *x = bs_node_input(g, n, 0)->data;
     const float *w = bs_node_input(g, n, 1)->data;

@@ -39,7 +39,9 @@ int bs__input_f32(bs_graph_t *g, const bs_node_t *n, int k, const char *what, bs
     if (!t->has_shape)
         return bs_node_err(err, n, BS_EMODEL, "input '%s' (%s) has no inferred shape", t->name,
                            what);
-    if (t->dtype != BS_DT_FLOAT)
+    /* the loader's uint8 activations between int8 layers (bs_graph.c s_plan_u8) */
+    int q8 = k == 0 && t->quantized && n->weight_layer && n->prec.a == 8;
+    if (t->dtype != BS_DT_FLOAT && !q8)
         return bs_node_err(err, n, BS_EUNSUPPORTED,
                            "input '%s' (%s) is %s; only float32 is supported", t->name, what,
                            bs_dtype_name(t->dtype));
@@ -183,6 +185,9 @@ typedef struct s_mm {
     int flat;       /* 1: B has no batch: one product with M = nbatch * M */
     int64_t a_str[BS_MAX_RANK], b_str[BS_MAX_RANK]; /* batch strides (in matrices) */
     bs_shape_t obatch;                              /* output batch shape */
+    /* quantized (n->prec not w32a32): the weight as bs_ops_quant.c holds it */
+    bs__qw_t *qw;
+    size_t off_xq; /* scratch: the input's uint8 rows (int8) or QDQ copy (float weight, a8) */
 } s_mm_t;
 
 static void s_mm_release(bs_node_t *n)
@@ -190,10 +195,99 @@ static void s_mm_release(bs_node_t *n)
     s_mm_t *st = n->state;
     if (!st)
         return;
+    if (st->qw) {
+        bs__qw_free(st->qw);
+        bs_free(st->qw);
+    }
     bs_free(st->wraw);
     bs_free(st->bias);
     bs_free(st);
     n->state = NULL;
+}
+
+/* ---- Gemm / MatMul at a quantized precision (see bs_ops_quant.c) ---------------------------
+ * One product of M rows: Y[M, N] = act(A W^T + bias), W the N x K weight read through
+ * (sn, sk). Integer layers quantize A's rows to uint8 (or read the previous int8 layer's uint8
+ * rows in place when they are already laid out as the kernel wants) and call bs_qgemm; float
+ * inputs go through bs_gemm_wq, after QDQ of A for a float weight at a8. */
+static int s_qmm_prepare(bs_graph_t *g, bs_node_t *n, int M, int N, int K, const float *W,
+                         int64_t sn, int64_t sk, const float *bias, float alpha, int ta,
+                         bs_err_t *err)
+{
+    s_mm_release(n);
+    s_mm_t *st = bs_calloc(1, sizeof *st);
+    if (!st || !(st->qw = bs_calloc(1, sizeof *st->qw))) {
+        bs_free(st);
+        return bs_node_err(err, n, BS_ENOMEM, "out of memory");
+    }
+    n->state = st;
+    st->M = M;
+    st->N = N;
+    st->K = K;
+    st->nb = 1;
+    st->flat = 1;
+    bs__qw_spec_t sp = {.W = W, .sn = sn, .sk = sk, .N = N, .K = K, .G = 1, .bias = bias,
+                        .alpha = alpha};
+    int rc = bs__qw_prepare(g, n, &sp, st->qw, err);
+    if (rc)
+        return rc;
+    n->weight_packed = 1;
+    n->packed_bytes = st->qw->held;
+    const bs_tensor_t *a = bs_node_input(g, n, 0);
+    size_t off = 0;
+    if (st->qw->int8 && (!a->quantized || ta || K % 4 != 0))
+        off += bs__align64((size_t)M * (size_t)BS_QK_PAD(K));
+    else if (!st->qw->int8 && n->prec.a == 8)
+        off += bs__align64((size_t)M * (size_t)K * sizeof(float));
+    st->off_gemm = off;
+    off += bs__align64(bs__qw_gemm_scratch(st->qw, M, bs__threads(g)));
+    n->scratch = off;
+    return 0;
+}
+
+static int s_qmm_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx, int ta)
+{
+    const s_mm_t *st = n->state;
+    const bs__qw_t *q = st->qw;
+    const bs_tensor_t *at = bs_node_input(g, n, 0);
+    void *y = bs_node_output(g, n, 0)->data;
+    char *scratch = ctx->scratch;
+    int64_t M = st->M, K = st->K;
+    if (q->int8) {
+        const uint8_t *X = at->data;
+        int64_t ldx = K;
+        if (!at->quantized || ta || K % 4 != 0) {
+            uint8_t *rows = (uint8_t *)(scratch + st->off_xq);
+            ldx = BS_QK_PAD(K);
+            for (int64_t m = 0; m < M; m++) {
+                uint8_t *r = rows + m * ldx;
+                if (at->quantized) {
+                    const uint8_t *a = at->data;
+                    for (int64_t k = 0; k < K; k++)
+                        r[k] = ta ? a[k * M + m] : a[m * K + k];
+                } else if (!ta) {
+                    bs_quantize_u8((const float *)at->data + m * K, K, q->in.scale,
+                                   q->in.zero_point, r);
+                } else {
+                    const float *a = at->data;
+                    for (int64_t k = 0; k < K; k++)
+                        bs_quantize_u8(a + k * M + m, 1, q->in.scale, q->in.zero_point, r + k);
+                }
+                memset(r + K, 0, (size_t)(ldx - K));
+            }
+            X = rows;
+        }
+        bs__qw_gemm_q(q, 0, (int)M, X, ldx, y, st->N, 1, scratch + st->off_gemm, ctx->pool);
+        return 0;
+    }
+    const float *X = at->data;
+    if (n->prec.a == 8) {
+        bs__qw_qdq(q, X, M * K, (float *)(scratch + st->off_xq));
+        X = (const float *)(scratch + st->off_xq);
+    }
+    bs__qw_gemm_f(q, 0, (int)M, X, ta ? 1 : K, ta ? M : 1, y, st->N, 1, n->act, n->act_lo,
+                  n->act_hi, scratch + st->off_gemm, ctx->pool);
+    return 0;
 }
 
 /* ---- Gemm --------------------------------------------------------------------------------- */
@@ -265,6 +359,32 @@ static int s_gemm_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
     int rc = s_gemm_check(g, n, &o, err);
     if (rc)
         return rc;
+    if (!bs_prec_eq(n->prec, BS_PREC_FP32)) {
+        bs_tensor_t *b = bs_node_input(g, n, 1), *c = bs_node_input(g, n, 2);
+        float alpha = bs_attr_float(n, "alpha", 1.0f), beta = bs_attr_float(n, "beta", 1.0f);
+        float *bias = NULL;
+        if (b->kind != BS_TENSOR_CONST || !b->data)
+            return bs_node_err(err, n, BS_EINVAL, "a quantized precision needs a constant B");
+        if (c && beta != 0.0f) {
+            int64_t cn = bs_shape_numel(&c->shape);
+            if (c->kind != BS_TENSOR_CONST || !c->data ||
+                !(cn == 1 || (c->shape.d[c->shape.rank - 1] == o.N && cn == o.N)))
+                return bs_node_err(err, n, BS_EUNSUPPORTED,
+                                   "a quantized precision needs C '%s' to be a constant with "
+                                   "one value per output column (or one value)",
+                                   c->name);
+            if (!(bias = bs_malloc(sizeof(float) * (size_t)o.N)))
+                return bs_node_err(err, n, BS_ENOMEM, "out of memory");
+            const float *cv = c->data;
+            for (int64_t j = 0; j < o.N; j++)
+                bias[j] = beta * cv[cn == 1 ? 0 : j];
+        }
+        rc = s_qmm_prepare(g, n, (int)o.M, (int)o.N, (int)o.K, b->data, o.tb ? o.K : 1,
+                           o.tb ? 1 : o.N, bias, alpha, o.ta, err);
+        bs_free(bias);
+        n->bias_packed = c != NULL;
+        return rc;
+    }
     s_mm_release(n);
     s_mm_t *st = bs_calloc(1, sizeof *st);
     if (!st)
@@ -329,6 +449,8 @@ static int s_gemm_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     const s_mm_t *st = n->state;
     if (!st)
         return BS_EINVAL;
+    if (st->qw)
+        return s_qmm_run(g, n, ctx, bs_attr_int(n, "transA", 0) != 0);
     const bs_tensor_t *at = bs_node_input(g, n, 0), *bt = bs_node_input(g, n, 1);
     const bs_tensor_t *ct = bs_node_input(g, n, 2);
     float *y = bs_node_output(g, n, 0)->data;
@@ -449,6 +571,18 @@ static int s_matmul_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
     int rc = s_matmul_check(g, n, &o, err);
     if (rc)
         return rc;
+    if (!bs_prec_eq(n->prec, BS_PREC_FP32)) {
+        bs_tensor_t *b = bs_node_input(g, n, 1);
+        if (b->kind != BS_TENSOR_CONST || !b->data || bs_shape_numel(&o.bb) != 1)
+            return bs_node_err(err, n, BS_EUNSUPPORTED,
+                               "a quantized precision needs B '%s' to be one constant matrix",
+                               b->name);
+        int64_t rows = o.M * bs_shape_numel(&o.ob);
+        if (rows >= INT32_MAX)
+            return bs_node_err(err, n, BS_EUNSUPPORTED, "too many rows");
+        return s_qmm_prepare(g, n, (int)rows, (int)o.N, (int)o.K, b->data, 1, o.N, NULL, 1.0f,
+                             0, err);
+    }
     s_mm_release(n);
     s_mm_t *st = bs_calloc(1, sizeof *st);
     if (!st)
@@ -491,6 +625,8 @@ static int s_matmul_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     const s_mm_t *st = n->state;
     if (!st)
         return BS_EINVAL;
+    if (st->qw)
+        return s_qmm_run(g, n, ctx, 0);
     const float *a = bs_node_input(g, n, 0)->data, *b = bs_node_input(g, n, 1)->data;
     float *y = bs_node_output(g, n, 0)->data;
     char *scratch = ctx->scratch;
@@ -1798,5 +1934,6 @@ static const bs_op_t s_op_resize = {
 const bs_op_t *const bs_ops_nn[] = {
     &bs__op_conv,     &bs__op_conv_transpose, &s_op_gemm,  &s_op_matmul, &s_op_bn,
     &s_op_maxpool,    &s_op_avgpool,          &s_op_gap,   &s_op_gmp,    &s_op_softmax,
-    &s_op_logsoftmax, &s_op_layernorm,        &s_op_rmean, &s_op_resize, NULL,
+    &s_op_logsoftmax, &s_op_layernorm,        &s_op_rmean, &s_op_resize,
+    &bs__op_quantize_linear, &bs__op_dequantize_linear, NULL,
 };

@@ -74,6 +74,10 @@ typedef struct bs_tensor {
     int bad_size;             /* the shape's byte size is negative or past 2^40 (loader error) */
     int alias_of;             /* -1, or the tensor whose bytes this one shares (Identity,
                                  Reshape, Flatten, Squeeze, Unsqueeze run in place) */
+    int quantized;            /* 1: a uint8 activation the loader made (int8 layers passing
+                                 int8 tensors): the values are qscale * (q - qzero) */
+    float qscale;
+    int32_t qzero;
 } bs_tensor_t;
 
 /* Typed accessors for const tensors (used by infer and fold). They convert any integer type
