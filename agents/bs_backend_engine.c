@@ -3,8 +3,9 @@
  * (simulated = 0).
  *
  * The backend only translates the job (bs_backend.h) into a bs_run_job_t and hands it to
- * bs_run_job (bs_run.c), the same code `bitscout-agent run` uses: check the assignment (fp32
- * only until quantization arrives with issue 4), load the model with the job's threads,
+ * bs_run_job (bs_run.c), the same code `bitscout-agent run` uses: check the assignment, load
+ * the model at it with the job's threads (integer weights scaled and int8 activations
+ * calibrated on calib_images as data.quantization says),
  * evaluate on the job's eval_images / eval_labels files (data.eval_count samples, preprocessed
  * by data.preprocess), time single-sample inference by measure.warmup_runs / min_runs /
  * min_time_ms / max_time_ms, and read weight, arena and peak-RSS bytes. Energy is unknown
@@ -15,6 +16,7 @@
 #include "bs_backend.h"
 #include "bs_data.h"
 #include "bs_run.h"
+#include "bs_sensitivity.h"
 
 #include <math.h>
 #include <string.h>
@@ -43,6 +45,22 @@ static int s_run(const bs_job_spec_t *job, bs_metrics_t *out, bs_err_t *err)
                               "engine: JOB: data.eval_count: expected an integer >= 0");
         rj.count = (int64_t)cnt->valuedouble;
     }
+    bs_quant_opts_default(&rj.quant);
+    if ((rc = bs_quant_opts_from_json(
+             data ? cJSON_GetObjectItemCaseSensitive(data, "quantization") : NULL, &rj.quant,
+             err))) {
+        bs_err_prefix(err, "engine: JOB: data");
+        return rc;
+    }
+    const cJSON *ccnt = data ? cJSON_GetObjectItemCaseSensitive(data, "calib_count") : NULL;
+    if (ccnt && !cJSON_IsNull(ccnt)) {
+        if (!cJSON_IsNumber(ccnt) || !(ccnt->valuedouble >= 0) || ccnt->valuedouble > 9.0e15 ||
+            ccnt->valuedouble != floor(ccnt->valuedouble))
+            return bs_err_set(err, BS_EINVAL,
+                              "engine: JOB: data.calib_count: expected an integer >= 0");
+        rj.quant.calib_count = (int64_t)ccnt->valuedouble;
+    }
+    rj.quant.calib_images = job->calib_images;
     rj.model_path = job->model_path;
     rj.assignment = job->assignment;
     rj.threads = job->threads;
@@ -60,4 +78,5 @@ const bs_backend_ops_t bs_backend_engine = {
     .name = "engine",
     .simulated = 0,
     .run = s_run,
+    .sensitivity = bs_sensitivity_engine, /* bs_sensitivity.c */
 };

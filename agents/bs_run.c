@@ -18,6 +18,8 @@
 #include "bs_model.h"
 #include "bs_npy.h"
 #include "bs_precision.h"
+#include "bs_qkernels.h"
+#include "bs_quant.h"
 #include "bs_util.h"
 
 #include <fcntl.h>
@@ -103,8 +105,184 @@ int bs_run_load(const char *model_path, int threads, bs_graph_t **g, bs_err_t *e
     return bs_graph_load(model_path, &o, g, err);
 }
 
-int bs_run_check_assignment(const char *model_path, const char *assignment, bs_err_t *err)
+/* ---- quantization settings and calibration ------------------------------------------------ */
+
+void bs_quant_opts_default(bs_quant_opts_t *q)
 {
+    memset(q, 0, sizeof *q);
+    q->calib_method = BS_CALIB_MINMAX;
+    q->percentile = 99.99;
+}
+
+int bs_quant_opts_from_json(const cJSON *obj, bs_quant_opts_t *q, bs_err_t *err)
+{
+    if (!obj || cJSON_IsNull(obj))
+        return 0;
+    if (!cJSON_IsObject(obj))
+        return bs_err_set(err, BS_EINVAL, "quantization: expected an object");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj)
+    {
+        const char *k = it->string ? it->string : "";
+        const char *v = cJSON_GetStringValue(it);
+        if (!strcmp(k, "weights")) {
+            if (v && !strcmp(v, "mse"))
+                q->wscale_minmax = 0;
+            else if (v && !strcmp(v, "minmax"))
+                q->wscale_minmax = 1;
+            else
+                return bs_err_set(err, BS_EINVAL,
+                                  "quantization.weights: expected \"mse\" or \"minmax\"");
+        } else if (!strcmp(k, "activations")) {
+            if (v && !strcmp(v, "minmax"))
+                q->calib_method = BS_CALIB_MINMAX;
+            else if (v && !strcmp(v, "percentile"))
+                q->calib_method = BS_CALIB_PERCENTILE;
+            else if (v && !strcmp(v, "mse"))
+                q->calib_method = BS_CALIB_MSE;
+            else
+                return bs_err_set(err, BS_EINVAL,
+                                  "quantization.activations: expected \"minmax\", "
+                                  "\"percentile\" or \"mse\"");
+        } else if (!strcmp(k, "percentile")) {
+            if (!cJSON_IsNumber(it) || !(it->valuedouble > 50.0) || it->valuedouble > 100.0)
+                return bs_err_set(err, BS_EINVAL,
+                                  "quantization.percentile: expected a number in (50, 100]");
+            q->percentile = it->valuedouble;
+        } else {
+            return bs_err_set(err, BS_EINVAL,
+                              "quantization: unknown key '%s' (expected weights, activations, "
+                              "percentile)",
+                              k);
+        }
+    }
+    return 0;
+}
+
+typedef struct s_calib_run {
+    int n;             /* weight-layer inputs observed */
+    int *tensor;       /* their tensor indices */
+    bs_calib_t *calib; /* one per tensor */
+} s_calib_run_t;
+
+static void s_calib_observe(void *ctx, const bs_graph_t *g, int node, const bs_tensor_t *t)
+{
+    (void)node;
+    s_calib_run_t *c = ctx;
+    int ti = (int)(t - g->tensors);
+    for (int i = 0; i < c->n; i++)
+        if (c->tensor[i] == ti) {
+            if (t->dtype == BS_DT_FLOAT && t->data)
+                bs_calib_observe(&c->calib[i], t->data, t->nbytes / sizeof(float));
+            return;
+        }
+}
+
+int bs_run_calibrate(const char *model_path, int threads, const bs_quant_opts_t *q,
+                     bs_act_table_t *out, bs_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!q || !q->calib_images)
+        return bs_err_set(err, BS_EINVAL,
+                          "int8 activations need calibration images (data.calibration in the "
+                          "campaign)");
+    bs_graph_t *g = NULL;
+    bs_dataset_t ds;
+    memset(&ds, 0, sizeof ds);
+    bs_preprocess_t dflt;
+    bs_preprocess_default(&dflt);
+    int rc = bs_run_load(model_path, threads, &g, err);
+    if (rc)
+        return rc;
+    const bs_tensor_t *in = bs_graph_input(g, 0);
+    if (!in || in->dtype != BS_DT_FLOAT) {
+        rc = bs_err_set(err, BS_EMODEL, "%s: calibration needs a float32 input 0", model_path);
+    } else if ((rc = bs_dataset_load(q->calib_images, NULL, q->calib_count,
+                                     q->pre ? q->pre : &dflt, &in->shape, &ds, err))) {
+        bs_err_prefix(err, "calibration");
+    } else {
+        rc = bs_run_calibrate_graph(g, &ds, q, out, err);
+    }
+    bs_dataset_free(&ds);
+    bs_graph_free(&g);
+    return rc;
+}
+
+int bs_run_calibrate_graph(bs_graph_t *g, const bs_dataset_t *ds, const bs_quant_opts_t *q,
+                           bs_act_table_t *out, bs_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    s_calib_run_t c = {0};
+    float *batch = NULL;
+    int rc = 0;
+    const bs_tensor_t *in = bs_graph_input(g, 0);
+    if (!in || in->dtype != BS_DT_FLOAT || ds->count < 1)
+        return bs_err_set(err, BS_EINVAL, "calibration needs a float32 input 0 and samples");
+    for (int i = 0; i < g->n_nodes; i++)
+        c.n += !g->nodes[i].dead && g->nodes[i].weight_layer;
+    c.tensor = bs_calloc((size_t)(c.n ? c.n : 1), sizeof *c.tensor);
+    c.calib = bs_malloc(sizeof *c.calib * (size_t)(c.n ? c.n : 1));
+    out->names = bs_calloc((size_t)(c.n ? c.n : 1), sizeof *out->names);
+    out->q = bs_calloc((size_t)(c.n ? c.n : 1), sizeof *out->q);
+    if (!c.tensor || !c.calib || !out->names || !out->q) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+        goto done;
+    }
+    c.n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const bs_node_t *n = &g->nodes[i];
+        if (n->dead || !n->weight_layer || n->n_in < 1 || n->in[0] < 0)
+            continue;
+        int dup = 0;
+        for (int j = 0; j < c.n; j++)
+            dup |= c.tensor[j] == n->in[0];
+        if (dup)
+            continue;
+        c.tensor[c.n] = n->in[0];
+        bs_calib_init(&c.calib[c.n]);
+        c.n++;
+    }
+    int64_t per = ds->sample_numel, numel = bs_shape_numel(&in->shape);
+    int64_t bsz = per > 0 ? numel / per : 1;
+    if (bsz < 1)
+        bsz = 1;
+    if (!(batch = bs_calloc((size_t)numel, sizeof(float)))) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* whole batches only, unless there is less than one: then the one batch is zero-padded */
+    int64_t nb = ds->count / bsz ? ds->count / bsz : 1;
+    for (int64_t b = 0; b < nb && rc == 0; b++) {
+        int64_t take = ds->count - b * bsz < bsz ? ds->count - b * bsz : bsz;
+        memcpy(batch, ds->x + b * bsz * per, sizeof(float) * (size_t)(take * per));
+        if ((rc = bs_graph_set_input(g, 0, BS_DT_FLOAT, batch, in->nbytes, err)) == 0)
+            rc = bs_graph_run_observed(g, s_calib_observe, &c, err);
+    }
+    for (int i = 0; i < c.n && rc == 0; i++) {
+        const bs_tensor_t *t = &g->tensors[c.tensor[i]];
+        if (!(out->names[i] = bs_strdup(t->name))) {
+            rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+            break;
+        }
+        out->n = i + 1;
+        rc = bs_calib_params(&c.calib[i], q->calib_method, q->percentile, BS_DT_UINT8,
+                             &out->q[i].scale, &out->q[i].zero_point, err);
+    }
+done:
+    if (rc)
+        bs_act_table_free(out);
+    bs_free(batch);
+    bs_free(c.tensor);
+    bs_free(c.calib);
+    return rc;
+}
+
+/* Applies a spec to the model's weight layers: 0 with *has_a8 set, or BS_EINVAL naming the
+ * valid layers. */
+static int s_spec_check(const char *model_path, const char *assignment, int *has_a8,
+                        bs_err_t *err)
+{
+    *has_a8 = 0;
     if (!assignment || !*assignment)
         return 0;
     bs_model_info_t mi;
@@ -122,26 +300,52 @@ int bs_run_check_assignment(const char *model_path, const char *assignment, bs_e
         precs[i] = BS_PREC_FP32;
         names[i] = mi.layers[i].name;
     }
-    if ((rc = bs_spec_apply(assignment, names, n, precs, err)) != 0) {
-        bs_err_prefix(err, "assignment");
+    if ((rc = bs_spec_apply(assignment, names, n, precs, err)) != 0)
         goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        if (!bs_prec_eq(precs[i], BS_PREC_FP32)) {
-            char p[BS_PREC_TEXT_MAX];
-            bs_prec_format(precs[i], p);
-            rc = bs_err_set(err, BS_EUNSUPPORTED,
-                            "layer %s asks for %s; quantization arrives "
-                            "with issue 4 (this engine runs fp32 only: w32a32)",
-                            names[i], p);
-            goto done;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        *has_a8 |= precs[i].a == 8;
 done:
     bs_free(precs);
     bs_free(names);
     bs_model_info_free(&mi);
     return rc;
+}
+
+int bs_run_load_prec(const char *model_path, int threads, const char *assignment,
+                     const bs_quant_opts_t *q, const bs_act_table_t *act, bs_graph_t **g,
+                     bs_err_t *err)
+{
+    *g = NULL;
+    int a8, rc = s_spec_check(model_path, assignment, &a8, err);
+    if (rc)
+        return rc;
+    bs_quant_opts_t dq;
+    if (!q) {
+        bs_quant_opts_default(&dq);
+        q = &dq;
+    }
+    bs_act_table_t own = {0};
+    if (a8 && !act) {
+        if ((rc = bs_run_calibrate(model_path, threads, q, &own, err)))
+            return rc;
+        act = &own;
+    }
+    bs_graph_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.threads = threads >= 1 ? threads : 1;
+    o.free_dim = 1;
+    o.precision = assignment;
+    o.wscale_minmax = q->wscale_minmax;
+    o.act = act;
+    rc = bs_graph_load(model_path, &o, g, err);
+    bs_act_table_free(&own);
+    return rc;
+}
+
+int bs_run_check_assignment(const char *model_path, const char *assignment, bs_err_t *err)
+{
+    int a8;
+    return s_spec_check(model_path, assignment, &a8, err);
 }
 
 /* ---- evaluate ------------------------------------------------------------------------------ */
@@ -342,7 +546,11 @@ int bs_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err)
         return bs_err_set(err, BS_ECANCELED, "canceled");
     uint64_t t0 = bs_now_ms();
     bs_graph_t *g = NULL;
-    if ((rc = bs_run_load(job->model_path, job->threads, &g, err)))
+    bs_quant_opts_t q = job->quant;
+    if (!q.pre)
+        q.pre = job->pre;
+    if ((rc = bs_run_load_prec(job->model_path, job->threads, job->assignment, &q, NULL, &g,
+                               err)))
         return rc;
     if (job->load_ms)
         *job->load_ms = (int64_t)(bs_now_ms() - t0);
@@ -410,7 +618,10 @@ typedef struct s_campaign {
     char *model;
     char *images, *labels;
     int64_t count;
+    char *calib;          /* data.calibration.images */
+    int64_t calib_count;  /* data.calibration.count (default 256) */
     bs_preprocess_t pre;
+    bs_quant_opts_t quant; /* the "quantization" key */
 } s_campaign_t;
 
 static void s_usage(FILE *out)
@@ -455,6 +666,7 @@ static void s_campaign_free(s_campaign_t *c)
     bs_free(c->model);
     bs_free(c->images);
     bs_free(c->labels);
+    bs_free(c->calib);
     memset(c, 0, sizeof *c);
 }
 
@@ -477,6 +689,8 @@ static int s_campaign_load(const char *file, s_campaign_t *c, bs_err_t *err)
 {
     memset(c, 0, sizeof *c);
     bs_preprocess_default(&c->pre);
+    bs_quant_opts_default(&c->quant);
+    c->calib_count = 256;
     char *text;
     size_t len;
     int rc = bs_read_file(file, S_CONFIG_MAX, &text, &len, err);
@@ -526,6 +740,28 @@ static int s_campaign_load(const char *file, s_campaign_t *c, bs_err_t *err)
             goto done;
         }
         c->count = (int64_t)cnt->valuedouble;
+    }
+    const cJSON *cal = data ? cJSON_GetObjectItemCaseSensitive(data, "calibration") : NULL;
+    if (cal && !cJSON_IsObject(cal)) {
+        rc = bs_err_set(err, BS_ECONFIG, "%s: data.calibration: expected an object", file);
+        goto done;
+    }
+    if ((rc = s_path_key(file, cal, "images", "data.calibration.images", &c->calib, err)))
+        goto done;
+    const cJSON *ccnt = cal ? cJSON_GetObjectItemCaseSensitive(cal, "count") : NULL;
+    if (ccnt) {
+        if (!cJSON_IsNumber(ccnt) || ccnt->valuedouble < 0 || ccnt->valuedouble > 9.0e15 ||
+            ccnt->valuedouble != floor(ccnt->valuedouble)) {
+            rc = bs_err_set(err, BS_ECONFIG,
+                            "%s: data.calibration.count: expected an integer >= 0", file);
+            goto done;
+        }
+        c->calib_count = (int64_t)ccnt->valuedouble;
+    }
+    if ((rc = bs_quant_opts_from_json(cJSON_GetObjectItemCaseSensitive(root, "quantization"),
+                                      &c->quant, err))) {
+        bs_err_prefix(err, "%s", file);
+        goto done;
     }
     char where[512];
     snprintf(where, sizeof where, "%s: data.preprocess", file);
@@ -644,7 +880,11 @@ static void s_print_text(const s_cli_t *c, const char *model, const bs_graph_t *
         printf("output        '%s' %s %s\n", t->name, bs_shape_str(&t->shape, s, sizeof s),
                bs_dtype_name(t->dtype));
     }
-    printf("threads       %d (kernels: %s)\n", c->threads, bs_kernels_isa());
+    printf("threads       %d (kernels: %s, integer kernels: %s)\n", c->threads,
+           bs_kernels_isa(), bs_qkernels_isa());
+    char *asg = bs_graph_assignment(g);
+    printf("precision     %s\n", asg ? asg : "?");
+    bs_free(asg);
     if (have_data && !strcmp(ev->metric, "top1"))
         printf("accuracy      %.4f (top-1 on %lld samples)\n", ev->accuracy,
                (long long)ev->samples);
@@ -668,6 +908,11 @@ static int s_print_json(const s_cli_t *c, const char *model, const bs_graph_t *g
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddNumberToObject(o, "threads", c->threads);
     cJSON_AddStringToObject(o, "kernels", bs_kernels_isa());
+    cJSON_AddStringToObject(o, "integer_kernels", bs_qkernels_isa());
+    char *asg = bs_graph_assignment(g);
+    if (asg)
+        cJSON_AddStringToObject(o, "precision", asg);
+    bs_free(asg);
     if (have_data && !strcmp(ev->metric, "top1")) {
         cJSON_AddNumberToObject(o, "accuracy", ev->accuracy);
         cJSON_AddStringToObject(o, "metric", "top1");
@@ -721,8 +966,10 @@ int bs_run_main(int argc, char **argv)
                         c.config);
         goto done;
     }
-    if ((rc = bs_run_check_assignment(model, c.precision, &err)) ||
-        (rc = bs_run_load(model, c.threads, &g, &err)))
+    camp.quant.calib_images = camp.calib;
+    camp.quant.calib_count = camp.calib_count;
+    camp.quant.pre = &camp.pre;
+    if ((rc = bs_run_load_prec(model, c.threads, c.precision, &camp.quant, NULL, &g, &err)))
         goto done;
     if (c.n_inputs > 0 && c.n_inputs != g->n_inputs) {
         rc = bs_err_set(&err, BS_EINVAL, "the model has %d input(s); %d --input file(s) given",

@@ -49,9 +49,44 @@ int bs_measure_from_json(const cJSON *measure, bs_measure_opts_t *out, bs_err_t 
 /* Loads a model for running. *g is the caller's (bs_graph_free). */
 int bs_run_load(const char *model_path, int threads, bs_graph_t **g, bs_err_t *err);
 
+/* How integer precisions are made: weight scales and activation calibration. */
+typedef struct bs_quant_opts {
+    int wscale_minmax;        /* 1: weight scales by min-max; 0 (default): MSE clipping search */
+    int calib_method;         /* BS_CALIB_MINMAX (default), BS_CALIB_PERCENTILE, BS_CALIB_MSE */
+    double percentile;        /* for BS_CALIB_PERCENTILE, in (50, 100]; default 99.99 */
+    const char *calib_images; /* calibration images (IDX / npy); NULL: none */
+    int64_t calib_count;      /* samples from the start of the file; 0: all */
+    const bs_preprocess_t *pre; /* NULL: defaults */
+} bs_quant_opts_t;
+
+void bs_quant_opts_default(bs_quant_opts_t *q);
+/* Reads a JOB's or campaign's "quantization" object: {"weights": "mse"|"minmax",
+ * "activations": "minmax"|"percentile"|"mse", "percentile": 99.99} (NULL: defaults); the data
+ * fields of q are left as they are. err names the key. */
+int bs_quant_opts_from_json(const cJSON *obj, bs_quant_opts_t *q, bs_err_t *err);
+
+/* Runs the float32 model on q's calibration images and returns uint8 parameters for the input
+ * of every weight layer (*out the caller's: bs_act_table_free). BS_EINVAL when q names no
+ * calibration images. */
+int bs_run_calibrate(const char *model_path, int threads, const bs_quant_opts_t *q,
+                     bs_act_table_t *out, bs_err_t *err);
+
+/* The same on a loaded float32 graph g (all w32a32) and samples ds (input 0); used by
+ * bs_run_calibrate and by benchmarks that calibrate on synthetic inputs. */
+int bs_run_calibrate_graph(bs_graph_t *g, const bs_dataset_t *ds, const bs_quant_opts_t *q,
+                           bs_act_table_t *out, bs_err_t *err);
+
+/* Loads a model at a precision assignment (or spec; NULL: all fp32). act: calibration from
+ * bs_run_calibrate, or NULL to calibrate here when a layer has int8 activations. *g is the
+ * caller's (bs_graph_free). Unknown layer names and impossible precisions fail with BS_EINVAL
+ * listing the valid names. */
+int bs_run_load_prec(const char *model_path, int threads, const char *assignment,
+                     const bs_quant_opts_t *q, const bs_act_table_t *act, bs_graph_t **g,
+                     bs_err_t *err);
+
 /* Checks an assignment (or any precision spec) against the model's weight layers, named as in
- * common/bs_model.h. Today only fp32 runs: a layer asking for anything else fails with
- * BS_EUNSUPPORTED naming it. NULL or "" means all fp32. */
+ * common/bs_model.h: BS_EINVAL listing the valid names when a pattern matches none or a
+ * precision is malformed. NULL or "" means all fp32. */
 int bs_run_check_assignment(const char *model_path, const char *assignment, bs_err_t *err);
 
 typedef struct bs_eval {
@@ -92,6 +127,8 @@ typedef struct bs_run_job {
     bs_measure_opts_t measure;
     const atomic_int *cancel; /* may be NULL */
     int64_t *load_ms;         /* may be NULL */
+    bs_quant_opts_t quant;    /* weight scales, calibration method and images (pre: NULL
+                                 means the job's pre) */
 } bs_run_job_t;
 
 /* Check assignment, load, evaluate, time, read memory: fills *out (bs_metrics_init'ed by this

@@ -69,7 +69,7 @@ BS_TEST(measure_json)
     }
 }
 
-BS_TEST(assignment_fp32_only)
+BS_TEST(assignment_checks)
 {
     bs_err_t err = {0};
     ASSERT_OK(bs_run_check_assignment(S_MODEL, NULL, &err));
@@ -78,8 +78,8 @@ BS_TEST(assignment_fp32_only)
                                       "conv1=w32a32,conv2=w32a32,fc1=w32a32,"
                                       "fc2=w32a32",
                                       &err));
-    ASSERT_EQ(BS_EUNSUPPORTED, bs_run_check_assignment(S_MODEL, "*=w32a32,fc1=w8a8", &err));
-    ASSERT_CONTAINS(err.msg, "layer fc1 asks for w8a8; quantization arrives with issue 4");
+    ASSERT_OK(bs_run_check_assignment(S_MODEL, "*=w32a32,fc1=w8a8", &err));
+    ASSERT_EQ(BS_EINVAL, bs_run_check_assignment(S_MODEL, "fc1=w8a9", &err));
     ASSERT_EQ(BS_EINVAL, bs_run_check_assignment(S_MODEL, "fc9=w8a8", &err));
     ASSERT_CONTAINS(err.msg, "conv1");
 }
@@ -210,11 +210,14 @@ BS_TEST(engine_backend)
     ASSERT_STR_EQ("top1_agreement", m.metric);
     ASSERT_DBL_NEAR(1.0, m.accuracy, 0);
 
-    /* refusals */
-    ASSERT_EQ(BS_EUNSUPPORTED, s_engine_job("conv1=w32a32,conv2=w8a8,fc1=w32a32,fc2=w32a32",
-                                            measure, data, S_LABELS, NULL, &m, &err));
-    ASSERT_CONTAINS(err.msg, "engine: layer conv2 asks for w8a8; quantization arrives with "
-                             "issue 4");
+    /* a quantized layer: fewer weight bytes; int8 activations without calibration data are
+     * refused with a message that says so */
+    ASSERT_OK(s_engine_job("conv1=w32a32,conv2=w4a32,fc1=w32a32,fc2=w32a32", measure, data,
+                           S_LABELS, NULL, &m, &err));
+    ASSERT(m.accuracy > 0.8 && m.weight_bytes < 423464);
+    ASSERT_EQ(BS_EINVAL, s_engine_job("conv1=w32a32,conv2=w8a8,fc1=w32a32,fc2=w32a32", measure,
+                                      data, S_LABELS, NULL, &m, &err));
+    ASSERT_CONTAINS(err.msg, "calibration");
     ASSERT_EQ(BS_EINVAL, s_engine_job(NULL, "{\"min_runs\": -1}", data, S_LABELS, NULL, &m, &err));
     ASSERT_CONTAINS(err.msg, "engine: JOB: measure.min_runs");
     ASSERT_EQ(BS_ECONFIG, s_engine_job(NULL, measure, "{\"preprocess\": {\"std\": [0]}}", S_LABELS,
@@ -252,7 +255,7 @@ BS_TEST(run_command_usage)
 
 #define TESTS(X)                                                                                  \
     X(measure_json)                                                                               \
-    X(assignment_fp32_only)                                                                       \
+    X(assignment_checks)                                                                       \
     X(evaluate_and_time)                                                                          \
     X(engine_backend)                                                                             \
     X(run_command_usage)
