@@ -2,20 +2,25 @@
  * bs_config.c - campaign files: strict parsing and validation into a bs_config_t.
  *
  * The file is parsed by cJSON, then walked section by section (name, model, data,
- * search_space, objectives, constraints, policy, budget, measure, agents). Every object is
- * first checked for unknown and duplicate keys against a list of the keys it may hold; then
- * each key is read by a typed getter (s_int, s_num, s_str, s_enum, s_path) that knows the key
- * path ("objectives[1].metric"), the range and the default, so every error comes out in one
- * shape:
+ * search_space, objectives, constraints, policy, budget, measure, agents, quantization,
+ * sensitivity). Every object is first checked for unknown and duplicate keys against a list of
+ * the keys it may hold; then each key is read by a typed getter (s_int, s_num, s_str, s_enum,
+ * s_path) that knows the key path ("objectives[1].metric"), the range and the default, so
+ * every error comes out in one shape:
  *   <file>: <key.path>: expected <what was expected>; got <what was found>
  *   <file>: <key.path>: required key missing (<what is expected>)
  * and JSON syntax errors carry the line and column of the offending byte.
  *
  * Defaults are written into the struct, and into the JSON objects that travel to agents
- * (measure, preprocess, policy), so an agent always receives explicit values. Referenced files
- * are resolved against the campaign file's directory and must be readable regular files when
- * the campaign is loaded. Any failure frees what was built so far: the caller gets either a
- * complete configuration or nothing.
+ * (measure, preprocess, policy, quantization), so an agent always receives explicit values.
+ * The sensitivity section's default precisions are derived from the search-space rules, so it
+ * is read after them. Referenced files are resolved against the campaign file's directory and
+ * must be readable regular files when the campaign is loaded. Any failure frees what was built
+ * so far: the caller gets either a complete configuration or nothing.
+ *
+ * bs_sens_check, at the end, holds a sensitivity job's RESULT rows against the campaign (the
+ * model's layers, the configured precisions) for the searcher, in the same spirit: each
+ * refusal names the row and the field.
  */
 #include "bs_config.h"
 
@@ -856,6 +861,107 @@ static int s_parse_agents(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
     return 0;
 }
 
+/* quantization: {"weights": "mse"|"minmax", "activations": "minmax"|"percentile"|"mse",
+ * "percentile": (50, 100]}, normalised into cfg->quantization with every default filled in.
+ * "percentile" is an error unless activations is "percentile" (it would be ignored). */
+static int s_parse_quantization(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
+{
+    static const char *const keys[] = {"weights", "activations", "percentile", NULL};
+    static const char *const wmethods[] = {"mse", "minmax", NULL};
+    static const char *const amethods[] = {"minmax", "percentile", "mse", NULL};
+    const cJSON *obj;
+    int rc = s_object(c, root, "", "quantization", 0, "an object {\"weights\", "
+                      "\"activations\", \"percentile\"}", &obj);
+    if (rc)
+        return rc;
+    const char *p = "quantization";
+    if (obj && (rc = s_check_keys(c, obj, p, keys)))
+        return rc;
+    const char *w, *a;
+    double pct = 99.99;
+    if ((rc = s_enum(c, obj, p, "weights", wmethods, "mse", &w)) ||
+        (rc = s_enum(c, obj, p, "activations", amethods, "minmax", &a)))
+        return rc;
+    int is_pct = strcmp(a, "percentile") == 0;
+    const cJSON *it = s_get(obj, "percentile");
+    if (it && !is_pct)
+        return s_fail(c, "quantization.percentile", it, "no percentile unless "
+                      "quantization.activations is \"percentile\" (it is \"%s\")", a);
+    if ((rc = s_num(c, obj, p, "percentile", 0, 50, 1, 100, 99.99, &pct)))
+        return rc;
+    cJSON *q = cfg->quantization = cJSON_CreateObject();
+    if (!q || !cJSON_AddStringToObject(q, "weights", w) ||
+        !cJSON_AddStringToObject(q, "activations", a) ||
+        (is_pct && !cJSON_AddNumberToObject(q, "percentile", pct)))
+        return s_oom(c);
+    return 0;
+}
+
+/* Adds p to the list unless it is there already or is w32a32 (the baseline). */
+static void s_sens_add(bs_config_t *cfg, bs_prec_t p)
+{
+    if (bs_prec_eq(p, BS_PREC_FP32))
+        return;
+    for (int i = 0; i < cfg->n_sens_precs; i++)
+        if (bs_prec_eq(cfg->sens_precs[i], p))
+            return;
+    if (cfg->n_sens_precs < BS_MAX_CHOICES)
+        cfg->sens_precs[cfg->n_sens_precs++] = p;
+}
+
+/* sensitivity: {"precisions": ["w8a8", ...], "eval_count": N}. Without "precisions", every
+ * non-fp32 weight x activation choice of the search-space rules, in rule order (needs
+ * cfg->rules and cfg->eval, so it runs after s_parse_space and s_parse_data). */
+static int s_parse_sensitivity(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
+{
+    static const char *const keys[] = {"precisions", "eval_count", NULL};
+    const cJSON *obj;
+    int rc = s_object(c, root, "", "sensitivity", 0, "an object {\"precisions\", "
+                      "\"eval_count\"}", &obj);
+    if (rc || !obj)
+        return rc;
+    const char *p = "sensitivity";
+    if ((rc = s_check_keys(c, obj, p, keys)))
+        return rc;
+    const cJSON *arr = s_get(obj, "precisions");
+    const char *ewhat = "a precision wBaB other than w32a32 (weights 32, 16, 8, 7, 6, 5, 4, "
+                        "3 or 2 bits; activations 32 or 8), e.g. \"w8a8\" or \"w4a32\"";
+    if (arr) {
+        int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+        if (n < 1 || n > BS_MAX_CHOICES - 1) /* every wBaB but w32a32 at most */
+            return s_fail(c, "sensitivity.precisions", arr, "an array of 1 to %d distinct "
+                          "precisions such as \"w8a8\"", BS_MAX_CHOICES - 1);
+        int i = 0;
+        for (const cJSON *e = arr->child; e; e = e->next, i++) {
+            char ep[S_PATH_MAX];
+            s_index(ep, "sensitivity.precisions", i);
+            bs_prec_t pr;
+            if (!cJSON_IsString(e) || !e->valuestring ||
+                bs_prec_parse(e->valuestring, &pr) != 0 || bs_prec_eq(pr, BS_PREC_FP32))
+                return s_fail(c, ep, e, "%s", ewhat);
+            int before = cfg->n_sens_precs;
+            s_sens_add(cfg, pr);
+            if (cfg->n_sens_precs == before)
+                return s_fail(c, ep, e, "a precision not already listed in "
+                              "sensitivity.precisions");
+        }
+    } else {
+        for (int r = 0; r < cfg->n_rules; r++)
+            for (int wi = 0; wi < cfg->rules[r].n_w; wi++)
+                for (int ai = 0; ai < cfg->rules[r].n_a; ai++)
+                    s_sens_add(cfg, (bs_prec_t){cfg->rules[r].w[wi], cfg->rules[r].a[ai]});
+        if (cfg->n_sens_precs == 0)
+            return s_missing(c, "sensitivity.precisions", "the search space offers no "
+                             "precision but fp32, so name the precisions to measure, e.g. "
+                             "[\"w8a8\", \"w4a32\"]");
+    }
+    if ((rc = s_int(c, obj, p, "eval_count", 0, 0, S_INT53, cfg->eval.count,
+                    &cfg->sens_eval_count)))
+        return rc;
+    cfg->sensitivity = 1;
+    return 0;
+}
+
 /* ---- entry points -------------------------------------------------------------------------- */
 
 /* Line and column (1-based, in bytes) of pos within text. */
@@ -901,7 +1007,8 @@ static int s_parse(s_ctx_t *c, size_t len, bs_config_t *cfg)
 {
     static const char *const keys[] = {"name",   "model",  "data",    "search_space",
                                        "objectives", "constraints", "policy", "budget",
-                                       "measure", "agents", NULL};
+                                       "measure", "agents", "quantization", "sensitivity",
+                                       NULL};
     const char *text = cfg->text;
     const char *nul = memchr(text, '\0', len);
     if (nul)
@@ -928,7 +1035,8 @@ static int s_parse(s_ctx_t *c, size_t len, bs_config_t *cfg)
         (rc = s_parse_data(c, root, cfg)) || (rc = s_parse_space(c, root, cfg)) ||
         (rc = s_parse_objectives(c, root, cfg)) || (rc = s_parse_constraints(c, root, cfg)) ||
         (rc = s_parse_policy(c, root, cfg)) || (rc = s_parse_budget(c, root, cfg)) ||
-        (rc = s_parse_measure(c, root, cfg)) || (rc = s_parse_agents(c, root, cfg)))
+        (rc = s_parse_measure(c, root, cfg)) || (rc = s_parse_agents(c, root, cfg)) ||
+        (rc = s_parse_quantization(c, root, cfg)) || (rc = s_parse_sensitivity(c, root, cfg)))
         goto out;
 out:
     cJSON_Delete(root);
@@ -1007,8 +1115,125 @@ void bs_config_free(bs_config_t **cfgp)
     bs_free(cfg->rules);
     cJSON_Delete(cfg->policy_params);
     cJSON_Delete(cfg->measure);
+    cJSON_Delete(cfg->quantization);
     for (int i = 0; i < cfg->n_tags; i++)
         bs_free(cfg->tags[i]);
     bs_free(cfg);
     *cfgp = NULL;
+}
+
+/* ---- sensitivity results against the campaign ---------------------------------------------- */
+
+/* "conv1, conv2, fc" (cut to fit), for messages naming the model's layers. */
+static void s_layer_names(const bs_space_t *space, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < space->n_layers && n + 8 < cap; i++) {
+        int w = snprintf(out + n, cap - n, "%s%s", i ? ", " : "", space->names[i]);
+        if (w < 0 || (size_t)w >= cap - n) {
+            snprintf(out + n, cap - n, "...");
+            return;
+        }
+        n += (size_t)w;
+    }
+}
+
+static int s_sens_num(const cJSON *it, double lo, double hi)
+{
+    return cJSON_IsNumber(it) && isfinite(it->valuedouble) && it->valuedouble >= lo &&
+           it->valuedouble <= hi;
+}
+
+int bs_sens_check(const bs_config_t *cfg, const bs_space_t *space, const cJSON *sens,
+                  bs_sens_row_t *rows, int n_rows, bs_err_t *err)
+{
+    const char *P = "RESULT.sensitivity";
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(sens, "baseline");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(sens, "rows");
+    if (!cJSON_IsObject(sens))
+        return bs_err_set(err, BS_EPROTO, "%s: expected an object", P);
+    if (!s_sens_num(b, 0, 1))
+        return bs_err_set(err, BS_EPROTO, "%s.baseline: expected a number in [0, 1]", P);
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(sens, "metric")))
+        return bs_err_set(err, BS_EPROTO, "%s.metric: expected a string", P);
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != n_rows)
+        return bs_err_set(err, BS_EPROTO, "%s.rows: expected an array of %d rows", P, n_rows);
+    double baseline = b->valuedouble;
+    int np = cfg->n_sens_precs;
+    size_t cells = (size_t)space->n_layers * (size_t)np;
+    unsigned char *seen = bs_calloc(cells ? cells : 1, 1);
+    if (!seen)
+        return bs_err_set(err, BS_ENOMEM, "out of memory");
+    int rc = 0, i = 0;
+    for (const cJSON *r = arr->child; r && rc == 0; r = r->next, i++) {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(r, "layer");
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(r, "precision");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "value");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "delta");
+        const cJSON *er = cJSON_GetObjectItemCaseSensitive(r, "error");
+        const char *layer = cJSON_GetStringValue(l), *prec = cJSON_GetStringValue(pr);
+        int li = -1, pi = -1;
+        for (int k = 0; layer && k < space->n_layers && li < 0; k++)
+            if (strcmp(space->names[k], layer) == 0)
+                li = k;
+        if (li < 0) {
+            char names[400], got[96];
+            s_layer_names(space, names, sizeof names);
+            s_describe(l, got, sizeof got);
+            rc = bs_err_set(err, BS_EPROTO, "%s.rows[%d].layer: expected a layer of the model "
+                            "(%s), got %s", P, i, names, got);
+            break;
+        }
+        bs_prec_t p;
+        if (prec && bs_prec_parse(prec, &p) == 0)
+            for (int k = 0; k < np && pi < 0; k++)
+                if (bs_prec_eq(cfg->sens_precs[k], p))
+                    pi = k;
+        if (pi < 0) {
+            char list[160], got[96];
+            size_t n = 0;
+            list[0] = '\0';
+            for (int k = 0; k < np && n + 10 < sizeof list; k++) {
+                char t[BS_PREC_TEXT_MAX];
+                bs_prec_format(cfg->sens_precs[k], t);
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", t);
+            }
+            s_describe(pr, got, sizeof got);
+            rc = bs_err_set(err, BS_EPROTO, "%s.rows[%d].precision: expected one of the job's "
+                            "precisions (%s), got %s", P, i, list, got);
+            break;
+        }
+        unsigned char *cell = &seen[(size_t)li * (size_t)np + (size_t)pi];
+        if (*cell) {
+            rc = bs_err_set(err, BS_EPROTO, "%s.rows[%d]: expected each (layer, precision) "
+                            "once, got %s at %s again", P, i, layer, prec);
+            break;
+        }
+        *cell = 1;
+        int vnull = cJSON_IsNull(v), dnull = cJSON_IsNull(d);
+        if (!vnull && !s_sens_num(v, 0, 1)) {
+            rc = bs_err_set(err, BS_EPROTO, "%s.rows[%d].value: expected a number in [0, 1] or "
+                            "null", P, i);
+        } else if (vnull != dnull || (!dnull && !s_sens_num(d, -1, 1))) {
+            rc = bs_err_set(err, BS_EPROTO, "%s.rows[%d].delta: expected %s (value is %s)", P,
+                            i, vnull ? "null" : "value - baseline, a number in [-1, 1]",
+                            vnull ? "null" : "a number");
+        } else if (!vnull && fabs(d->valuedouble - (v->valuedouble - baseline)) > 1e-6) {
+            rc = bs_err_set(err, BS_EPROTO, "%s.rows[%d].delta: expected value - baseline "
+                            "(%.9g), got %.9g", P, i, v->valuedouble - baseline,
+                            d->valuedouble);
+        } else if (er && !cJSON_IsString(er)) {
+            rc = bs_err_set(err, BS_EPROTO, "%s.rows[%d].error: expected a string", P, i);
+        }
+        if (rc)
+            break;
+        rows[i].layer = layer;
+        rows[i].precision = prec;
+        rows[i].value = vnull ? NAN : v->valuedouble;
+        rows[i].delta = dnull ? NAN : d->valuedouble;
+        rows[i].error = er ? er->valuestring : NULL;
+    }
+    bs_free(seen);
+    return rc;
 }

@@ -9,6 +9,13 @@
  * Relative paths resolve against the directory of the campaign file. Referenced files must
  * exist when the campaign is loaded.
  *
+ * Two optional sections shape how agents run jobs rather than what is searched:
+ * "quantization" (how weight scales and int8 activation ranges are found) is normalised with
+ * every default filled in and sent to agents in JOB.data; "sensitivity" asks for one
+ * sensitivity job per agent name (each layer alone at each precision, the rest at fp32) and
+ * gives its precision list (default: every non-fp32 choice the search-space rules offer) and
+ * evaluation sample count. bs_sens_check holds a sensitivity job's rows against them.
+ *
  * bs_space_build() combines the campaign's search-space rules with the model's weight-bearing
  * layers: each rule selects layers by name pattern (later rules override earlier ones), layers
  * no rule selects stay at fp32 (a single choice), and a rule that selects no layer is an error
@@ -24,6 +31,7 @@
 #include "bs_error.h"
 #include "bs_model.h"
 #include "bs_precision.h"
+#include "bs_store.h"
 
 #define BS_CONFIG_MAX_BYTES (1u << 20)
 #define BS_MAX_CHOICES 18 /* 9 weight x 2 activation precisions */
@@ -84,6 +92,14 @@ typedef struct bs_config {
                                default 5 */
     int lease_ms;           /* agents.lease_ms, a job's deadline, default 300000 */
     int max_attempts;       /* agents.max_attempts, default 3 */
+    cJSON *quantization;    /* owned: the "quantization" object with every default filled in
+                               ({"weights", "activations"}, plus "percentile" when activations
+                               is "percentile"); sent to agents in JOB.data */
+    int sensitivity;        /* 1: "sensitivity" is present: one sensitivity job per agent name */
+    int n_sens_precs;       /* sensitivity.precisions: 1..BS_MAX_CHOICES - 1, distinct, none
+                               of them w32a32 */
+    bs_prec_t sens_precs[BS_MAX_CHOICES];
+    int64_t sens_eval_count; /* sensitivity.eval_count, default data.eval.count (0 = all) */
 } bs_config_t;
 
 /* Loads and validates a campaign file. *out is the caller's (bs_config_free). */
@@ -115,5 +131,15 @@ double bs_space_size(const bs_space_t *s); /* number of configurations (a double
 /* JSON description of the space, stable across runs: [{"name":..,"choices":["w8a8",..]},..].
  * Caller frees. */
 char *bs_space_to_json(const bs_space_t *s);
+
+/* Checks a sensitivity job's RESULT.sensitivity object against the campaign (see
+ * proto/PROTOCOL.md, "Sensitivity jobs"): "baseline" a number in [0, 1], "metric" a string,
+ * "rows" an array of n_rows objects in which every layer is one of the space's layers, every
+ * precision one of cfg->sens_precs, no (layer, precision) pair twice, value and delta both
+ * numbers in range or both null, and delta = value - baseline (to 1e-6). Fills rows[0..n_rows)
+ * with strings borrowed from sens. 0, BS_EPROTO with err naming the row and field
+ * ("RESULT.sensitivity.rows[3].precision: ..."), or BS_ENOMEM. */
+int bs_sens_check(const bs_config_t *cfg, const bs_space_t *space, const cJSON *sens,
+                  bs_sens_row_t *rows, int n_rows, bs_err_t *err);
 
 #endif
