@@ -27,7 +27,10 @@
  * WELCOME. Then the backend runs on a worker thread with the cache paths; its RESULT is sent
  * when it finishes, or kept and sent after the next WELCOME if the session is down. The
  * backend gets the campaign's measure.threads, or the agent's --threads when the campaign
- * does not say.
+ * does not say. A JOB of kind "sensitivity" goes the same way to the backend's sensitivity
+ * entry (bs_backend_sensitivity: EUNSUPPORTED when it has none) with JOB.precisions parsed,
+ * and its RESULT carries "sensitivity" instead of "metrics" (ETOOBIG when the rows would not
+ * fit in one message).
  *
  * Bad input from the searcher never stops the loop: an undecodable message is logged and
  * answered with ERROR (unless it was itself an ERROR: never ERROR an ERROR).
@@ -51,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -105,6 +109,11 @@ typedef struct s_job {
     atomic_int cancel;
     int64_t load_ms;
     bs_metrics_t metrics;
+    int sens;                               /* 1: JOB.kind "sensitivity" */
+    bs_sens_fn sens_fn;                     /* the backend's sensitivity entry */
+    bs_prec_t precs[BS_SENS_MAX_PRECS];     /* JOB.precisions */
+    int n_precs;
+    bs_sens_result_t sens_out;              /* what sens_fn measured */
     bs_err_t err;
     int rc;
     uint64_t run_ms;
@@ -334,6 +343,8 @@ static cJSON *s_result_error(int64_t job_id, int code, const char *message)
 
 static void s_add_timings(cJSON *r, const s_job_t *j)
 {
+    if (r && cJSON_GetObjectItemCaseSensitive(r, "timings"))
+        return; /* added already (a sensitivity RESULT, to measure its size) */
     cJSON *t = r ? cJSON_AddObjectToObject(r, "timings") : NULL;
     if (!t)
         return;
@@ -358,6 +369,7 @@ static void s_job_free(s_job_t *j)
     for (int i = 0; i < j->n_files; i++)
         bs_free(j->files[i].path);
     cJSON_Delete(j->msg);
+    bs_sens_result_free(&j->sens_out);
     pthread_mutex_destroy(&j->mu);
     bs_free(j);
 }
@@ -402,7 +414,10 @@ static void *s_worker(void *arg)
     s_job_t *j = arg;
     uint64_t t0 = bs_now_ms();
     bs_metrics_init(&j->metrics);
-    j->rc = j->ops->run(&j->spec, &j->metrics, &j->err);
+    if (j->sens)
+        j->rc = j->sens_fn(&j->spec, &j->sens_out, &j->err);
+    else
+        j->rc = j->ops->run(&j->spec, &j->metrics, &j->err);
     if (j->rc != 0 && j->err.code == 0)
         bs_err_set(&j->err, j->rc, "%s", bs_strerror(j->rc));
     j->run_ms = bs_now_ms() - t0;
@@ -433,6 +448,8 @@ static void s_job_start(s_agent_t *a)
     j->spec.threads = threads >= 1 && threads <= 1024 ? (int)threads : 1;
     j->spec.cancel = &j->cancel;
     j->spec.load_ms = &j->load_ms;
+    j->spec.precisions = j->n_precs ? j->precs : NULL;
+    j->spec.n_precisions = j->n_precs;
     for (int i = 0; i < j->n_files; i++) {
         const char *role = j->files[i].role, *path = j->files[i].path;
         if (!strcmp(role, "model"))
@@ -525,6 +542,21 @@ static void s_on_job(s_agent_t *a, cJSON *msg, uint64_t now)
         bs_buf_free(&b);
         return;
     }
+    const char *kind = s_str(msg, "kind");
+    int sens = kind && strcmp(kind, "sensitivity") == 0;
+    bs_sens_fn sens_fn = sens ? bs_backend_sensitivity(ops) : NULL;
+    if (sens && !sens_fn) {
+        char text[96];
+        snprintf(text, sizeof text, "backend '%s' cannot run sensitivity jobs", ops->name);
+        BS_WARN("agent", "job %lld refused: %s", (long long)id, text);
+        s_send_result(a, s_result_error(id, BS_EUNSUPPORTED, text));
+        return;
+    }
+    const cJSON *precs = cJSON_GetObjectItemCaseSensitive(msg, "precisions");
+    if (sens && cJSON_GetArraySize(precs) > BS_SENS_MAX_PRECS) { /* distinct: cannot happen */
+        s_send_result(a, s_result_error(id, BS_EPROTO, "JOB.precisions: too many"));
+        return;
+    }
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(msg, "files");
     if (cJSON_GetArraySize(files) > S_MAX_FILES) {
         char text[96];
@@ -545,6 +577,12 @@ static void s_on_job(s_agent_t *a, cJSON *msg, uint64_t now)
     j->ops = ops;
     j->load_ms = -1;
     j->t_start_ms = now;
+    j->sens = sens;
+    j->sens_fn = sens_fn;
+    bs_sens_result_init(&j->sens_out);
+    for (const cJSON *pr = sens && precs ? precs->child : NULL; pr; pr = pr->next)
+        if (bs_prec_parse(pr->valuestring, &j->precs[j->n_precs]) == 0) /* checked by the codec */
+            j->n_precs++;
     if (!j->msg) {
         s_job_free(j);
         s_send_result(a, s_result_error(id, BS_ENOMEM, "out of memory"));
@@ -560,9 +598,9 @@ static void s_on_job(s_agent_t *a, cJSON *msg, uint64_t now)
         sf->size = s_int(f, "size", 0);
     }
     a->job = j;
-    BS_INFO("agent", "job %lld: campaign %s, attempt %lld, backend %s, %d file(s): %.200s",
+    BS_INFO("agent", "job %lld: campaign %s, attempt %lld, backend %s, %d file(s): %s%.200s",
             (long long)id, s_str(msg, "campaign"), (long long)s_int(msg, "attempt", 0), ops->name,
-            j->n_files, s_str(msg, "assignment"));
+            j->n_files, sens ? "sensitivity over " : "", s_str(msg, "assignment"));
     s_job_advance(a, now);
 }
 
@@ -633,6 +671,45 @@ static void s_on_chunk(s_agent_t *a, const bs_wire_msg_t *w, uint64_t now)
     s_job_advance(a, now);
 }
 
+/* The RESULT of a sensitivity job that succeeded, timings included; an error RESULT when the
+ * rows do not fit in one message. NULL on OOM. */
+static cJSON *s_sens_result(const s_job_t *j)
+{
+    const bs_sens_result_t *sr = &j->sens_out;
+    cJSON *r = s_result_new(j->id, 1);
+    cJSON *sj = bs_sens_result_to_json(sr);
+    if (!r || !sj) {
+        cJSON_Delete(r);
+        cJSON_Delete(sj);
+        return NULL;
+    }
+    cJSON_AddItemToObject(r, "sensitivity", sj);
+    s_add_timings(r, j);
+    size_t len = 0;
+    char *text = bs_msg_encode(r, &len);
+    if (!text) {
+        cJSON_Delete(r);
+        return NULL;
+    }
+    bs_free(text);
+    if (len > BS_PROTO_MAX_JSON) {
+        char m[256];
+        snprintf(m, sizeof m, "the sensitivity RESULT (%d rows) would be %zu bytes, more than "
+                 "the %u-byte message limit; ask for fewer precisions", sr->n, len,
+                 BS_PROTO_MAX_JSON);
+        BS_WARN("agent", "job %lld: failed: %s", (long long)j->id, m);
+        cJSON_Delete(r);
+        return s_result_error(j->id, BS_ETOOBIG, m);
+    }
+    int unmeasured = 0;
+    for (int i = 0; i < sr->n; i++)
+        unmeasured += isnan(sr->items[i].value);
+    BS_INFO("agent", "job %lld: sensitivity ok in %llu ms: %d rows (%d unmeasured), baseline "
+            "%s %.4f%s", (long long)j->id, (unsigned long long)j->run_ms, sr->n, unmeasured,
+            sr->metric, sr->baseline, sr->simulated ? " (simulated)" : "");
+    return r;
+}
+
 /* The worker said it is done: join it and report. */
 static void s_on_job_done(s_agent_t *a)
 {
@@ -646,7 +723,9 @@ static void s_on_job_done(s_agent_t *a)
     j->running = 0;
     j->ran = 1;
     cJSON *r;
-    if (j->rc == 0) {
+    if (j->rc == 0 && j->sens) {
+        r = s_sens_result(j);
+    } else if (j->rc == 0) {
         r = s_result_new(j->id, 1);
         cJSON *mj = bs_metrics_to_json(&j->metrics);
         if (r && mj) {

@@ -11,6 +11,11 @@
  * Backends are listed in one static registry (bs_backend.c); the agent advertises their names
  * in HELLO and picks one by the JOB's "backend" field: "sim", a synthetic device for tests and
  * scale, and "engine", the built-in inference engine (bs_backend_engine.c, bs_run.h).
+ *
+ * A backend may also run sensitivity jobs (JOB.kind "sensitivity", proto/PROTOCOL.md): the
+ * job's base assignment once (the baseline), then each layer alone at each of the job's
+ * precisions, the metric of every one into a bs_sens_result_t. That entry is optional; the
+ * agent finds it with bs_backend_sensitivity() and answers EUNSUPPORTED where there is none.
  */
 #ifndef BS_BACKEND_H
 #define BS_BACKEND_H
@@ -22,6 +27,9 @@
 
 #include "bs_error.h"
 #include "bs_metrics.h"
+#include "bs_precision.h"
+
+#define BS_SENS_MAX_PRECS 18 /* distinct wBaB precisions: 9 weight x 2 activation widths */
 
 /* One job as a backend sees it. Everything is borrowed from the agent and stays valid (and
  * unchanged) until run() returns. */
@@ -40,7 +48,45 @@ typedef struct bs_job_spec {
     /* Where a backend reports how long loading the model took (ms), -1 when not separable.
      * The agent sets *load_ms = -1 before run(); NULL: not wanted. */
     int64_t *load_ms;
+    /* Sensitivity jobs: JOB.precisions, parsed and distinct (none for an evaluation). The
+     * base configuration is `assignment`. */
+    int n_precisions;
+    const bs_prec_t *precisions;
 } bs_job_spec_t;
+
+/* One (layer, precision) measurement of a sensitivity job. */
+typedef struct bs_sens_item {
+    char *layer;  /* owned */
+    bs_prec_t prec;
+    double value; /* the metric with this layer alone at prec; NAN: not measured */
+    char *error;  /* owned: why value is NAN ("EMODEL: ..."), else NULL */
+} bs_sens_item_t;
+
+/* What a sensitivity job measured. bs_sens_result_init before use, bs_sens_result_free after. */
+typedef struct bs_sens_result {
+    char metric[24];       /* "top1", "top1_agreement" */
+    double baseline;       /* the metric of the base assignment, in [0, 1] */
+    int simulated;         /* 1: synthetic (sim) */
+    char backend[16];
+    int n, cap;
+    bs_sens_item_t *items; /* owned: layers in graph order, each at the precisions in order */
+} bs_sens_result_t;
+
+void bs_sens_result_init(bs_sens_result_t *r);
+void bs_sens_result_free(bs_sens_result_t *r); /* NULL-safe; leaves *r initialised */
+/* Appends a row (layer and error copied; error NULL when value is known). 0 or BS_ENOMEM. */
+int bs_sens_result_add(bs_sens_result_t *r, const char *layer, bs_prec_t prec, double value,
+                       const char *error);
+/* RESULT.sensitivity as PROTOCOL.md defines it: {"metric", "baseline", "rows": [{"layer",
+ * "precision", "value", "delta", "error"?}], "simulated", "backend"}; value and delta null
+ * when unknown. Caller owns; NULL on OOM. */
+cJSON *bs_sens_result_to_json(const bs_sens_result_t *r);
+
+/* A backend's sensitivity entry: 0 with *out filled (bs_sens_result_init'ed by the caller), or
+ * a negative BS_E* code with err saying what failed (the baseline could not be measured, the
+ * job was canceled, ...). One configuration that cannot run is a row with an error, not a
+ * failure of the job. */
+typedef int (*bs_sens_fn)(const bs_job_spec_t *job, bs_sens_result_t *out, bs_err_t *err);
 
 typedef struct bs_backend_ops {
     const char *name; /* advertised in HELLO, matched against JOB.backend */
@@ -48,6 +94,7 @@ typedef struct bs_backend_ops {
     /* Runs the job: 0 with *out filled (caller's bs_metrics_init'ed record), or a negative
      * BS_E* code with err saying what failed (it becomes the RESULT's error). */
     int (*run)(const bs_job_spec_t *job, bs_metrics_t *out, bs_err_t *err);
+    bs_sens_fn sensitivity; /* optional: NULL when the backend cannot run sensitivity jobs */
 } bs_backend_ops_t;
 
 /* The registered backend called name, or NULL. */
@@ -57,6 +104,8 @@ int bs_backend_count(void);
 const bs_backend_ops_t *bs_backend_at(int i); /* NULL if i is out of range */
 /* A new JSON array of the registered names, for HELLO; caller owns; NULL on OOM. */
 cJSON *bs_backend_names(void);
+/* The sensitivity entry of a backend, or NULL when it has none. */
+bs_sens_fn bs_backend_sensitivity(const bs_backend_ops_t *ops);
 
 /* The backends themselves (defined in bs_backend_<name>.c). */
 extern const bs_backend_ops_t bs_backend_sim;

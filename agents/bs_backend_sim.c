@@ -21,6 +21,12 @@
  * measure.sim_delay_ms sleeps that long (in 10 ms steps, watching the cancel flag) to stand in
  * for run time; measure.sim_fail_rate makes a config fail when the hash's first 32 bits / 2^32
  * fall below it - deterministically, so such a config fails on every attempt.
+ *
+ * Sensitivity jobs (s_sensitivity) use the same accuracy formula: the baseline is the accuracy
+ * an evaluation of the job's base assignment would report, and each row the accuracy of the
+ * base with that one layer at that precision - the very number an evaluation of that
+ * assignment gives, noise included. sim_delay_ms is slept once for the whole job;
+ * sim_fail_rate turns a row (never the baseline) into an unmeasured one with an error.
  */
 #include "bs_alloc.h"
 #include "bs_backend.h"
@@ -125,26 +131,50 @@ static int s_sleep(const bs_job_spec_t *job, double ms, bs_err_t *err)
     }
 }
 
-/* The numbers, from the parsed layers and precisions (see the file comment). */
-static int s_compute(const bs_job_spec_t *job, const bs_model_info_t *mi, const bs_prec_t *p,
-                     bs_rng_t *rng, int runs, bs_metrics_t *out, bs_err_t *err)
+/* The seed of a configuration's numbers: the first 8 bytes of the SHA-256 of its assignment
+ * text; *first32 is its top 32 bits / 2^32, in [0, 1) (compared with sim_fail_rate). */
+static uint64_t s_seed(const char *assignment, double *first32)
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)assignment, strlen(assignment));
+    uint64_t seed = 0;
+    for (int i = 0; i < 8; i++)
+        seed = (seed << 8) | h[i];
+    *first32 = (double)(seed >> 32) / 4294967296.0;
+    return seed;
+}
+
+/* The accuracy formula (see the file comment); noise_u is the configuration's first uniform
+ * draw, in [0, 1). */
+static double s_accuracy(const bs_model_info_t *mi, const bs_prec_t *p, double noise_u)
 {
     double total = 0.0;
     for (int i = 0; i < mi->n_layers; i++)
         total += (double)mi->layers[i].n_params;
-    double acc = 0.92, base = 0.05;
-    int64_t wbytes = 0;
+    double acc = 0.92;
     for (int i = 0; i < mi->n_layers; i++) {
         double n = (double)mi->layers[i].n_params;
         double share = total > 0.0 ? n / total : 1.0 / mi->n_layers;
         acc -= share * s_wpen(p[i].w);
         if (p[i].a == 8)
             acc -= share * 0.004;
+    }
+    acc += (noise_u * 2.0 - 1.0) * 0.002;
+    return acc < 0.0 ? 0.0 : acc > 1.0 ? 1.0 : acc;
+}
+
+/* The numbers, from the parsed layers and precisions (see the file comment). */
+static int s_compute(const bs_job_spec_t *job, const bs_model_info_t *mi, const bs_prec_t *p,
+                     bs_rng_t *rng, int runs, bs_metrics_t *out, bs_err_t *err)
+{
+    double base = 0.05;
+    int64_t wbytes = 0;
+    for (int i = 0; i < mi->n_layers; i++) {
+        double n = (double)mi->layers[i].n_params;
         base += n * 1e-6 * (p[i].a == 8 ? 0.45 : 1.0) * s_wcost(p[i].w);
         wbytes += (mi->layers[i].n_params * p[i].w + 7) / 8;
     }
-    acc += (bs_rng_uniform(rng) * 2.0 - 1.0) * 0.002;
-    out->accuracy = acc < 0.0 ? 0.0 : acc > 1.0 ? 1.0 : acc;
+    out->accuracy = s_accuracy(mi, p, bs_rng_uniform(rng));
     strcpy(out->metric, "top1");
 
     double *samples = bs_malloc(sizeof *samples * (size_t)runs);
@@ -208,14 +238,9 @@ static int s_run(const bs_job_spec_t *job, bs_metrics_t *out, bs_err_t *err)
         goto done;
     }
 
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)job->assignment, strlen(job->assignment));
-    uint64_t seed = 0;
-    for (int i = 0; i < 8; i++)
-        seed = (seed << 8) | h[i];
-    double first32 = (double)(seed >> 32) / 4294967296.0;
+    double first32;
     bs_rng_t rng;
-    bs_rng_seed(&rng, seed);
+    bs_rng_seed(&rng, s_seed(job->assignment, &first32));
 
     if (delay_ms > 0 && (rc = s_sleep(job, delay_ms, err)) != 0)
         goto done;
@@ -236,8 +261,94 @@ done:
     return rc;
 }
 
+/* The accuracy an evaluation of these precisions would report (-1 on OOM), and in *fails
+ * whether sim_fail_rate would fail it. */
+static double s_config_accuracy(const bs_model_info_t *mi, const char *const *names,
+                                const bs_prec_t *p, double fail_rate, int *fails)
+{
+    char *a = bs_assign_format(names, p, mi->n_layers);
+    if (!a)
+        return -1.0;
+    double first32;
+    bs_rng_t rng;
+    bs_rng_seed(&rng, s_seed(a, &first32));
+    bs_free(a);
+    *fails = first32 < fail_rate;
+    return s_accuracy(mi, p, bs_rng_uniform(&rng));
+}
+
+static int s_sensitivity(const bs_job_spec_t *job, bs_sens_result_t *out, bs_err_t *err)
+{
+    if (!job->model_path)
+        return bs_err_set(err, BS_EINVAL, "sim: the job names no model file (role \"model\")");
+    if (job->n_precisions < 1 || !job->precisions)
+        return bs_err_set(err, BS_EINVAL, "sim: a sensitivity job needs precisions");
+    double delay_ms = 0, fail_rate = 0;
+    int rc;
+    if ((rc = s_measure_num(job->measure, "sim_delay_ms", 0, S_MAX_DELAY_MS, &delay_ms, err)) ||
+        (rc = s_measure_num(job->measure, "sim_fail_rate", 0, 1, &fail_rate, err)))
+        return rc;
+    uint64_t t0 = bs_now_ms();
+    bs_model_info_t mi;
+    if ((rc = bs_model_info_load(job->model_path, &mi, err)) != 0)
+        return rc;
+    if (job->load_ms)
+        *job->load_ms = (int64_t)(bs_now_ms() - t0);
+    int n = mi.n_layers;
+    bs_prec_t *base = bs_malloc(sizeof *base * (size_t)(n ? n : 1));
+    bs_prec_t *p = bs_malloc(sizeof *p * (size_t)(n ? n : 1));
+    const char **names = bs_malloc(sizeof *names * (size_t)(n ? n : 1));
+    if (!base || !p || !names) {
+        rc = bs_err_set(err, BS_ENOMEM, "sim: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        base[i] = BS_PREC_FP32;
+        names[i] = mi.layers[i].name;
+    }
+    if (job->assignment && (rc = bs_spec_apply(job->assignment, names, n, base, err)) != 0) {
+        bs_err_prefix(err, "sim: assignment");
+        goto done;
+    }
+    if (delay_ms > 0 && (rc = s_sleep(job, delay_ms, err)) != 0)
+        goto done;
+    int fails;
+    out->baseline = s_config_accuracy(&mi, names, base, 0, &fails);
+    snprintf(out->metric, sizeof out->metric, "top1");
+    snprintf(out->backend, sizeof out->backend, "sim");
+    out->simulated = 1;
+    memcpy(p, base, sizeof *p * (size_t)n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        for (int k = 0; k < job->n_precisions && rc == 0; k++) {
+            if (s_canceled(job)) {
+                rc = bs_err_set(err, BS_ECANCELED, "sim: canceled");
+                break;
+            }
+            p[i] = job->precisions[k];
+            double acc = s_config_accuracy(&mi, names, p, fail_rate, &fails);
+            if (acc < 0 || out->baseline < 0)
+                rc = BS_ENOMEM;
+            else if (fails)
+                rc = bs_sens_result_add(out, names[i], p[i], NAN,
+                                        "EBACKEND: sim: injected failure (sim_fail_rate)");
+            else
+                rc = bs_sens_result_add(out, names[i], p[i], acc, NULL);
+            if (rc == BS_ENOMEM)
+                bs_err_set(err, rc, "sim: out of memory");
+        }
+        p[i] = base[i];
+    }
+done:
+    bs_free(base);
+    bs_free(p);
+    bs_free(names);
+    bs_model_info_free(&mi);
+    return rc;
+}
+
 const bs_backend_ops_t bs_backend_sim = {
     .name = "sim",
     .simulated = 1,
     .run = s_run,
+    .sensitivity = s_sensitivity,
 };

@@ -5,6 +5,8 @@
  *   bitscout-agent --connect ENDPOINT [--name NAME] [--tags a,b] [--cache-dir DIR]
  *                  [--threads N] [--log-level error|warn|info|debug] [--version] [--help]
  *   bitscout-agent run --model FILE.onnx ...   (runs a model locally: bs_run_main, bs_run.c)
+ *   bitscout-agent sensitivity --config CAMPAIGN.json ...   (each layer alone at each
+ *                  precision, locally: bs_sensitivity_main, bs_sensitivity.c)
  *
  * Exit status: 0 after a signal stopped the agent, 1 when it could not start, 2 on bad usage.
  */
@@ -12,6 +14,7 @@
 #include "bs_alloc.h"
 #include "bs_log.h"
 #include "bs_run.h"
+#include "bs_sensitivity.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -33,6 +36,8 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: bitscout-agent --connect ENDPOINT [options]\n"
             "       bitscout-agent run --model FILE.onnx [options]   (bitscout-agent run --help)\n"
+            "       bitscout-agent sensitivity --config CAMPAIGN.json [options]\n"
+            "                                        (bitscout-agent sensitivity --help)\n"
             "\n"
             "Connects to a bitscout searcher, receives jobs (a model, a per-layer precision\n"
             "assignment, data files), runs them on this device and reports the metrics.\n"
@@ -58,6 +63,8 @@ int main(int argc, char **argv)
     bs_alloc_init();
     if (argc > 1 && strcmp(argv[1], "run") == 0)
         return bs_run_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "sensitivity") == 0)
+        return bs_sensitivity_main(argc - 1, argv + 1);
     static const struct option longopts[] = {
         {"connect", required_argument, NULL, 'c'},
         {"name", required_argument, NULL, 'n'},

@@ -17,6 +17,10 @@
  * Unknown values (NAN doubles, negative byte counts, empty strings, zero timestamps) are bound
  * as NULL and read back as NAN / -1 / "" so a round trip is exact. Every SQLite failure becomes
  * BS_EDB: with sqlite3_errmsg() in err where the function takes one, logged otherwise.
+ *
+ * Sensitivity rows (schema version 2) are written a whole job at a time, in one transaction
+ * that first checks the agent name has none yet, and read back by a walk or as an owned list
+ * (bs_store_sensitivity_load) for the policies that seed from them.
  */
 #include "bs_store.h"
 
@@ -174,7 +178,25 @@ static const char s_schema_v1[] =
     "CREATE VIEW pareto AS SELECT r.* FROM results r"
     " JOIN pareto_members pm ON pm.evaluation_id = r.eval_id;";
 
-static const char *const s_migrations[] = {s_schema_v1};
+/* Version 1 -> 2: per-layer sensitivity measurements (issue 4), one row per (campaign, agent
+ * name, layer, precision). */
+static const char s_schema_v2[] =
+    "CREATE TABLE sensitivity ("
+    "  id INTEGER PRIMARY KEY,"
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+    "  agent TEXT NOT NULL,"
+    "  layer TEXT NOT NULL,"
+    "  precision TEXT NOT NULL,"
+    "  metric TEXT,"
+    "  value REAL,"
+    "  delta REAL,"
+    "  baseline REAL,"
+    "  simulated INTEGER NOT NULL,"
+    "  error TEXT,"
+    "  created_at TEXT,"
+    "  UNIQUE(campaign_id, agent, layer, precision));";
+
+static const char *const s_migrations[] = {s_schema_v1, s_schema_v2};
 
 _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == BS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -230,7 +252,13 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == BS_STORE_SCHEMA_V
       "INSERT OR IGNORE INTO pareto_members (campaign_id, evaluation_id) VALUES (?1, ?2)")        \
     X(PROGRESS_INSERT,                                                                            \
       "INSERT INTO progress (campaign_id, at, evaluations, front_size, hypervolume) "             \
-      "VALUES (?1, ?2, ?3, ?4, ?5)")
+      "VALUES (?1, ?2, ?3, ?4, ?5)")                                                              \
+    X(SENS_INSERT,                                                                                \
+      "INSERT INTO sensitivity (campaign_id, agent, layer, precision, metric, value, delta, "     \
+      "baseline, simulated, error, created_at) "                                                  \
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")                                    \
+    X(SENS_EXISTS, "SELECT EXISTS (SELECT 1 FROM sensitivity WHERE campaign_id = ?1 "             \
+                   "AND agent = ?2)")
 
 enum {
 #define BS__SQL_ENUM(id, sql) BS__Q_##id,
@@ -435,6 +463,7 @@ static int s_exec_sql(bs_store_t *st, const char *sql, bs_err_t *err, const char
 /* Applies s_migrations from the current version up, one transaction each. */
 static int s_migrate(bs_store_t *st, bs_err_t *err)
 {
+    int created = 0; /* the file had no schema: building it is not an upgrade worth a line */
     for (;;) {
         int rc = s_exec_sql(st, "BEGIN IMMEDIATE", err, "starting a migration");
         if (rc)
@@ -467,7 +496,9 @@ static int s_migrate(bs_store_t *st, bs_err_t *err)
                 sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
         }
-        if (v > 0)
+        if (v == 0)
+            created = 1;
+        else if (!created)
             BS_INFO("store", "%s: schema upgraded from version %d to %d", st->path, v, v + 1);
     }
 }
@@ -1061,4 +1092,172 @@ int bs_store_progress_add(bs_store_t *st, int64_t campaign_id, int64_t evals, in
     b = b ? b : sqlite3_bind_int(s, 4, front_size);
     b = b ? b : s_bind_dbl(s, 5, hypervolume);
     return s_step_done(st, s, b, NULL, "recording progress");
+}
+
+/* ---- sensitivity ------------------------------------------------------------------------ */
+
+int bs_store_sensitivity_add(bs_store_t *st, const bs_sens_rec_t *rec, bs_err_t *err)
+{
+    if (!rec || !rec->agent || !rec->agent[0] || rec->n_rows < 0 || (rec->n_rows && !rec->rows))
+        return bs_err_set(err, BS_EINVAL, "%s: sensitivity rows need an agent name and rows",
+                          st->path);
+    for (int i = 0; i < rec->n_rows; i++)
+        if (!rec->rows[i].layer || !rec->rows[i].precision)
+            return bs_err_set(err, BS_EINVAL, "%s: sensitivity row %d has no layer or "
+                              "precision", st->path, i);
+    s_tx_t tx;
+    int rc = s_tx_begin(st, &tx);
+    if (rc)
+        return bs_err_set(err, rc, "%s: cannot begin a transaction (see the log)", st->path);
+    sqlite3_stmt *s = s_stmt(st, BS__Q_SENS_EXISTS);
+    if (!s) {
+        rc = s_err_db(st, err, "looking up sensitivity rows");
+        goto done;
+    }
+    int b = sqlite3_bind_int64(s, 1, rec->campaign_id);
+    b = b ? b : s_bind_text(s, 2, rec->agent);
+    int step = b ? b : sqlite3_step(s);
+    int exists = step == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
+    if (step != SQLITE_ROW)
+        rc = s_err_db(st, err, "looking up sensitivity rows");
+    sqlite3_reset(s);
+    if (rc)
+        goto done;
+    if (exists) {
+        rc = bs_err_set(err, BS_EEXIST, "%s: campaign %lld already has sensitivity rows for "
+                        "agent '%s'", st->path, (long long)rec->campaign_id, rec->agent);
+        goto done;
+    }
+    char now[32];
+    s_now(now);
+    for (int i = 0; i < rec->n_rows && rc == 0; i++) {
+        const bs_sens_row_t *r = &rec->rows[i];
+        if (!(s = s_stmt(st, BS__Q_SENS_INSERT))) {
+            rc = s_err_db(st, err, "adding sensitivity rows");
+            break;
+        }
+        b = sqlite3_bind_int64(s, 1, rec->campaign_id);
+        b = b ? b : s_bind_text(s, 2, rec->agent);
+        b = b ? b : s_bind_text(s, 3, r->layer);
+        b = b ? b : s_bind_text(s, 4, r->precision);
+        b = b ? b : s_bind_text_ne(s, 5, rec->metric);
+        b = b ? b : s_bind_dbl(s, 6, r->value);
+        b = b ? b : s_bind_dbl(s, 7, isnan(r->value) ? NAN : r->delta);
+        b = b ? b : s_bind_dbl(s, 8, rec->baseline);
+        b = b ? b : sqlite3_bind_int(s, 9, rec->simulated ? 1 : 0);
+        b = b ? b : s_bind_text_ne(s, 10, r->error);
+        b = b ? b : sqlite3_bind_text(s, 11, now, -1, SQLITE_TRANSIENT);
+        step = b ? b : sqlite3_step(s);
+        if (step == SQLITE_CONSTRAINT_UNIQUE)
+            rc = bs_err_set(err, BS_EEXIST, "%s: sensitivity row %d (%s at %s) is there twice",
+                            st->path, i, r->layer, r->precision);
+        else if (step != SQLITE_DONE)
+            rc = s_err_db(st, err, "adding sensitivity rows");
+        sqlite3_reset(s);
+    }
+done:;
+    int end = s_tx_end(st, &tx, rc);
+    if (end && !rc)
+        return bs_err_set(err, end, "%s: could not commit the sensitivity rows of agent '%s' "
+                          "(see the log)", st->path, rec->agent);
+    return end;
+}
+
+int bs_store_each_sensitivity(bs_store_t *st, int64_t campaign_id, const char *agent,
+                              bs_store_sens_cb cb, void *ud)
+{
+    static const char sql_all[] =
+        "SELECT agent, layer, precision, metric, value, delta, baseline, simulated, error, "
+        "created_at FROM sensitivity WHERE campaign_id = ?1 ORDER BY agent, id";
+    static const char sql_one[] =
+        "SELECT agent, layer, precision, metric, value, delta, baseline, simulated, error, "
+        "created_at FROM sensitivity WHERE campaign_id = ?1 AND agent = ?2 ORDER BY id";
+    sqlite3_stmt *s = NULL;
+    const char *what = "listing sensitivity rows";
+    int rc = s_walk_open(st, agent ? sql_one : sql_all, campaign_id, what, &s);
+    if (rc == 0 && agent && s_bind_text(s, 2, agent) != SQLITE_OK)
+        rc = s_log_db(st, what);
+    while (rc == 0) {
+        int row = s_walk_step(st, s, what);
+        if (row <= 0) {
+            rc = row;
+            break;
+        }
+        const char *t[10];
+        for (int i = 0; i < 10; i++)
+            t[i] = (const char *)sqlite3_column_text(s, i);
+        bs_sens_entry_t e = {
+            .agent = t[0] ? t[0] : "",
+            .layer = t[1] ? t[1] : "",
+            .precision = t[2] ? t[2] : "",
+            .metric = t[3] ? t[3] : "",
+            .value = s_col_dbl(s, 4),
+            .delta = s_col_dbl(s, 5),
+            .baseline = s_col_dbl(s, 6),
+            .simulated = sqlite3_column_int(s, 7) != 0,
+            .error = t[8],
+            .created_at = t[9] ? t[9] : "",
+        };
+        rc = cb(ud, &e);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static void s_sens_entry_clear(bs_sens_entry_t *e)
+{
+    bs_free((char *)e->agent);
+    bs_free((char *)e->layer);
+    bs_free((char *)e->precision);
+    bs_free((char *)e->metric);
+    bs_free((char *)e->error);
+    bs_free((char *)e->created_at);
+}
+
+/* Appends a deep copy of e to the list (the walk callback of bs_store_sensitivity_load). */
+static int s_sens_collect(void *ud, const bs_sens_entry_t *e)
+{
+    bs_sens_list_t *l = ud;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        bs_sens_entry_t *rows = bs_realloc(l->rows, sizeof *rows * (size_t)cap);
+        if (!rows)
+            return BS_ENOMEM;
+        l->rows = rows;
+        l->cap = cap;
+    }
+    bs_sens_entry_t c = *e;
+    c.agent = bs_strdup(e->agent);
+    c.layer = bs_strdup(e->layer);
+    c.precision = bs_strdup(e->precision);
+    c.metric = bs_strdup(e->metric);
+    c.error = e->error ? bs_strdup(e->error) : NULL;
+    c.created_at = bs_strdup(e->created_at);
+    if (!c.agent || !c.layer || !c.precision || !c.metric || (e->error && !c.error) ||
+        !c.created_at) {
+        s_sens_entry_clear(&c);
+        return BS_ENOMEM;
+    }
+    l->rows[l->n++] = c;
+    return 0;
+}
+
+int bs_store_sensitivity_load(bs_store_t *st, int64_t campaign_id, const char *agent,
+                              bs_sens_list_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = bs_store_each_sensitivity(st, campaign_id, agent, s_sens_collect, out);
+    if (rc)
+        bs_sens_list_free(out);
+    return rc;
+}
+
+void bs_sens_list_free(bs_sens_list_t *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < l->n; i++)
+        s_sens_entry_clear(&l->rows[i]);
+    bs_free(l->rows);
+    memset(l, 0, sizeof *l);
 }

@@ -10,7 +10,9 @@
  * Tables: campaigns, agents, configs (per-layer assignment, UNIQUE per campaign), evaluations
  * (one final row per config: UNIQUE(config_id), so a late duplicate result is refused with
  * BS_EEXIST and never counted twice), attempts (every try of every job, with its outcome),
- * pareto_members, progress. Views for people: `results` and `pareto`.
+ * pareto_members, progress, sensitivity (schema version 2: one row per campaign, agent name,
+ * layer and precision, written a whole sensitivity job at a time). Views for people: `results`
+ * and `pareto`.
  *
  * Strings passed in are copied; nothing returned is owned by the caller unless said so.
  */
@@ -25,7 +27,7 @@
 typedef struct bs_store bs_store_t;
 typedef struct sqlite3 sqlite3;
 
-#define BS_STORE_SCHEMA_VERSION 1
+#define BS_STORE_SCHEMA_VERSION 2
 
 /* Opens (creating if needed, unless readonly) and migrates to BS_STORE_SCHEMA_VERSION.
  * A database newer than this build fails with BS_EDB and says so. */
@@ -120,5 +122,63 @@ int bs_store_pareto_replace(bs_store_t *st, int64_t campaign_id, const int64_t *
 /* One point of the progress time series (hypervolume NAN until issue 6 computes it). */
 int bs_store_progress_add(bs_store_t *st, int64_t campaign_id, int64_t evals, int front_size,
                           double hypervolume);
+
+/* ---- sensitivity (issue 4): each layer alone at each precision, per agent name ---------- */
+
+/* One (layer, precision) measurement as a sensitivity job reports it. Borrowed strings. */
+typedef struct bs_sens_row {
+    const char *layer;      /* a weight-bearing layer of the campaign's model */
+    const char *precision;  /* "w4a8" */
+    double value;           /* the metric; NAN: not measured (error says why) */
+    double delta;           /* value - baseline; stored NULL when value is NAN */
+    const char *error;      /* NULL or "": none */
+} bs_sens_row_t;
+
+/* A whole sensitivity job's result. Borrowed. */
+typedef struct bs_sens_rec {
+    int64_t campaign_id;
+    const char *agent;      /* the agent's name (HELLO.name): the key of the measurements */
+    const char *metric;     /* "top1", "top1_agreement" */
+    double baseline;        /* the metric with every layer fp32 */
+    int simulated;          /* 1: the sim backend's numbers */
+    int n_rows;
+    const bs_sens_row_t *rows;
+} bs_sens_rec_t;
+
+/* Stores every row of rec in one transaction (a savepoint inside the caller's). BS_EEXIST,
+ * with nothing written, when the campaign already has rows for that agent name or when two
+ * rows share a (layer, precision); BS_EINVAL for a row without layer or precision; BS_EDB. */
+int bs_store_sensitivity_add(bs_store_t *st, const bs_sens_rec_t *rec, bs_err_t *err);
+
+/* One stored row, as the walk and the list give it. */
+typedef struct bs_sens_entry {
+    const char *agent, *layer, *precision, *metric;
+    double value;           /* NAN when NULL */
+    double delta;           /* NAN when NULL */
+    double baseline;        /* NAN when NULL */
+    int simulated;
+    const char *error;      /* NULL when none */
+    const char *created_at; /* ISO-8601 UTC */
+} bs_sens_entry_t;
+
+/* Walks a campaign's rows, of every agent (agent NULL; ordered by agent name, then in the
+ * order they were reported: layers in graph order, each at the job's precisions in order) or
+ * of one. The entry's strings are valid during the callback only; a non-zero return from cb
+ * stops the walk and is returned. */
+typedef int (*bs_store_sens_cb)(void *ud, const bs_sens_entry_t *e);
+int bs_store_each_sensitivity(bs_store_t *st, int64_t campaign_id, const char *agent,
+                              bs_store_sens_cb cb, void *ud);
+
+/* The same rows as an owned list: every string in rows[] belongs to the list. */
+typedef struct bs_sens_list {
+    int n, cap;
+    bs_sens_entry_t *rows;  /* owned */
+} bs_sens_list_t;
+
+/* Fills *out (the caller's: bs_sens_list_free) with the rows of a campaign, optionally of one
+ * agent name. 0, BS_ENOMEM or BS_EDB (logged); *out is empty on failure. */
+int bs_store_sensitivity_load(bs_store_t *st, int64_t campaign_id, const char *agent,
+                              bs_sens_list_t *out);
+void bs_sens_list_free(bs_sens_list_t *l); /* NULL-safe; empties *l */
 
 #endif

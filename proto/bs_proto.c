@@ -2,11 +2,13 @@
  * bs_proto.c - the message codec: type names, builders, and schema validation of JSON frames.
  *
  * Every message type in BS_MSG_MAP has one schema: a table of fields, each with a name, a kind
- * (string, integer, boolean, object, array, SHA-256 hex, array of strings), whether it is
- * required, and its bounds (value range for integers, byte length for strings). Objects and
- * arrays of objects may carry a nested schema (JOB.files[], RESULT.error), validated the same
- * way with a longer path. proto/PROTOCOL.md documents exactly these tables; keep the two in
- * step.
+ * (string, one-of-these-strings, integer, number, number-or-null, boolean, object, array,
+ * SHA-256 hex, array of strings), whether it is required, and its bounds (value range for
+ * numbers, byte length for strings). Objects and arrays of objects may carry a nested schema
+ * (JOB.files[], RESULT.error, RESULT.sensitivity.rows[]), validated the same way with a longer
+ * path. A rule that ties fields together (a sensitivity JOB needs "precisions"; a good RESULT
+ * carries "metrics" or "sensitivity") is a per-type check function run after the table.
+ * proto/PROTOCOL.md documents exactly these tables; keep the two in step.
  *
  * bs_msg_decode() takes untrusted bytes: it checks the size, scans the text once for nesting
  * depth (before cJSON recurses into it), parses, rejects trailing bytes, then validates:
@@ -25,6 +27,7 @@
 #include <string.h>
 
 #include "bs_alloc.h"
+#include "bs_precision.h"
 #include "bs_util.h"
 
 #define S_MAX_DEPTH 32               /* deeper JSON nesting is refused */
@@ -40,6 +43,9 @@ typedef enum s_kind {
     S_ARRAY,    /* JSON array; sub, if set, makes each element an object validated by it */
     S_SHA256,   /* 64 lowercase hex digits */
     S_STRARRAY, /* array of strings; min/max bound each string's length */
+    S_ENUM,     /* a string from choices */
+    S_NUMBER,   /* finite JSON number within [min, max] */
+    S_NUMNULL,  /* the same, or null (unknown) */
 } s_kind_t;
 
 typedef enum s_need {
@@ -55,19 +61,25 @@ typedef struct s_field {
     s_need_t need;
     double min, max;           /* see s_kind_t */
     const struct s_field *sub; /* nested schema for S_OBJECT / S_ARRAY, or NULL */
+    const char *const *choices; /* S_ENUM: the allowed strings, NULL-terminated */
 } s_field_t;
 
 /* Shorthands for the tables below. */
 /* clang-format off */
-#define S_STR(n, need, lo, hi) {n, S_STRING, need, lo, hi, NULL}
-#define S_INTF(n, need, lo, hi) {n, S_INT, need, lo, hi, NULL}
-#define S_U(n, need) {n, S_INT, need, 0, S_INT_MAX, NULL}
-#define S_OBJ(n, need, sub) {n, S_OBJECT, need, 0, 0, sub}
-#define S_ARR(n, need, sub) {n, S_ARRAY, need, 0, 0, sub}
-#define S_SHA(n, need) {n, S_SHA256, need, 0, 0, NULL}
-#define S_BOOLF(n, need) {n, S_BOOL, need, 0, 0, NULL}
-#define S_STRS(n, need, lo, hi) {n, S_STRARRAY, need, lo, hi, NULL}
-#define S_END {NULL, S_STRING, S_OPT, 0, 0, NULL}
+#define S_STR(n, need, lo, hi) {n, S_STRING, need, lo, hi, NULL, NULL}
+#define S_INTF(n, need, lo, hi) {n, S_INT, need, lo, hi, NULL, NULL}
+#define S_U(n, need) {n, S_INT, need, 0, S_INT_MAX, NULL, NULL}
+#define S_OBJ(n, need, sub) {n, S_OBJECT, need, 0, 0, sub, NULL}
+#define S_ARR(n, need, sub) {n, S_ARRAY, need, 0, 0, sub, NULL}
+#define S_SHA(n, need) {n, S_SHA256, need, 0, 0, NULL, NULL}
+#define S_BOOLF(n, need) {n, S_BOOL, need, 0, 0, NULL, NULL}
+#define S_STRS(n, need, lo, hi) {n, S_STRARRAY, need, lo, hi, NULL, NULL}
+#define S_ENUMF(n, need, choices) {n, S_ENUM, need, 0, 0, NULL, choices}
+#define S_NUM(n, need, lo, hi) {n, S_NUMBER, need, lo, hi, NULL, NULL}
+#define S_NUMN(n, need, lo, hi) {n, S_NUMNULL, need, lo, hi, NULL, NULL}
+#define S_END {NULL, S_STRING, S_OPT, 0, 0, NULL, NULL}
+
+static const char *const s_job_kinds[] = {"evaluate", "sensitivity", NULL};
 
 static const s_field_t s_hello[] = {
     S_STR("agent_id", S_REQ, 1, 64),
@@ -112,6 +124,8 @@ static const s_field_t s_job[] = {
     S_ARR("files", S_REQ, s_job_file),
     S_OBJ("measure", S_REQ, NULL),
     S_OBJ("data", S_OPT, NULL),
+    S_ENUMF("kind", S_OPT, s_job_kinds),
+    S_STRS("precisions", S_OPT, 1, 7),
     S_END,
 };
 
@@ -121,10 +135,30 @@ static const s_field_t s_result_error[] = {
     S_END,
 };
 
+static const s_field_t s_sens_row[] = {
+    S_STR("layer", S_REQ, 1, 4096),
+    S_STR("precision", S_REQ, 1, 7),
+    S_NUMN("value", S_REQ, 0, 1),
+    S_NUMN("delta", S_REQ, -1, 1),
+    S_STR("error", S_OPT, 0, 1024),
+    S_END,
+};
+
+static const s_field_t s_sens[] = {
+    S_STR("metric", S_REQ, 0, 23),
+    S_NUM("baseline", S_REQ, 0, 1),
+    S_ARR("rows", S_REQ, s_sens_row),
+    S_BOOLF("simulated", S_REQ),
+    S_STR("backend", S_OPT, 0, 15),
+    S_END,
+};
+
+/* "metrics" or "sensitivity" is required when ok is true: s_check_result. */
 static const s_field_t s_result[] = {
     S_U("job_id", S_REQ),
     S_BOOLF("ok", S_REQ),
-    S_OBJ("metrics", S_REQ_IF_OK, NULL),
+    S_OBJ("metrics", S_OPT, NULL),
+    S_OBJ("sensitivity", S_OPT, s_sens),
     S_OBJ("error", S_REQ_IF_NOTOK, s_result_error),
     S_OBJ("timings", S_OPT, NULL),
     S_END,
@@ -170,6 +204,62 @@ static const s_field_t *const s_schemas[] = {
 
 /* clang-format on */
 
+/* Rules between fields, run after a message's table has passed (so types are known good). */
+typedef int (*s_check_fn)(const cJSON *msg, bs_err_t *err);
+
+/* A JOB of kind "sensitivity" names the precisions to measure: 1 or more, each a valid wBaB
+ * ("w8a8"), none twice. */
+static int s_check_job(const cJSON *msg, bs_err_t *err)
+{
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(msg, "kind");
+    if (!kind || strcmp(kind->valuestring, "sensitivity") != 0)
+        return 0;
+    const cJSON *precs = cJSON_GetObjectItemCaseSensitive(msg, "precisions");
+    if (!precs)
+        return bs_err_set(err, BS_EPROTO, "JOB.precisions: required when kind is "
+                          "\"sensitivity\"");
+    if (cJSON_GetArraySize(precs) < 1)
+        return bs_err_set(err, BS_EPROTO, "JOB.precisions: expected at least one precision "
+                          "when kind is \"sensitivity\", got an empty array");
+    int i = 0;
+    for (const cJSON *p = precs->child; p; p = p->next, i++) {
+        bs_prec_t pr;
+        if (bs_prec_parse(p->valuestring, &pr) != 0)
+            return bs_err_set(err, BS_EPROTO, "JOB.precisions[%d]: expected a precision such "
+                              "as \"w8a8\" (weights 32, 16, 8..2; activations 32, 8), got "
+                              "\"%.16s\"", i, p->valuestring);
+        int j = 0;
+        for (const cJSON *q = precs->child; q != p; q = q->next, j++)
+            if (strcmp(q->valuestring, p->valuestring) == 0)
+                return bs_err_set(err, BS_EPROTO, "JOB.precisions[%d]: expected each "
+                                  "precision once, got \"%s\" again (as at [%d])", i,
+                                  p->valuestring, j);
+    }
+    return 0;
+}
+
+/* ok: true needs what was measured: "metrics" (an evaluation) or "sensitivity" (a
+ * sensitivity job), exactly one of them. */
+static int s_check_result(const cJSON *msg, bs_err_t *err)
+{
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "ok")))
+        return 0;
+    int m = cJSON_GetObjectItemCaseSensitive(msg, "metrics") != NULL;
+    int s = cJSON_GetObjectItemCaseSensitive(msg, "sensitivity") != NULL;
+    if (!m && !s)
+        return bs_err_set(err, BS_EPROTO, "RESULT.metrics: required when ok is true (or "
+                          "RESULT.sensitivity, for a sensitivity job)");
+    if (m && s)
+        return bs_err_set(err, BS_EPROTO, "RESULT.sensitivity: expected either metrics or "
+                          "sensitivity, got both");
+    return 0;
+}
+
+static const s_check_fn s_checks[] = {
+    NULL, NULL, NULL, s_check_job, s_check_result, NULL, NULL, NULL, NULL,
+};
+
+_Static_assert(sizeof s_checks / sizeof s_checks[0] == BS_MSG__COUNT, "one check per type");
 _Static_assert(sizeof s_names / sizeof s_names[0] == BS_MSG__COUNT, "one name per type");
 _Static_assert(sizeof s_schemas / sizeof s_schemas[0] == BS_MSG__COUNT, "one schema per type");
 
@@ -377,6 +467,36 @@ static int s_validate_field(const cJSON *obj, const s_field_t *f, const char *pr
         }
         return 0;
     }
+    case S_ENUM:
+        if (cJSON_IsString(it) && it->valuestring)
+            for (const char *const *c = f->choices; *c; c++)
+                if (strcmp(*c, it->valuestring) == 0)
+                    return 0;
+        {
+            char what[128];
+            size_t n = 0;
+            what[0] = '\0';
+            for (const char *const *c = f->choices; *c && n + 1 < sizeof what; c++)
+                n += (size_t)snprintf(what + n, sizeof what - n, "%s\"%s\"",
+                                      c == f->choices ? "one of " : ", ", *c);
+            if (cJSON_IsString(it) && it->valuestring)
+                return bs_err_set(err, BS_EPROTO, "%s: expected %s, got \"%.32s\"", path,
+                                  what, it->valuestring);
+            return s_fail(err, path, it, what);
+        }
+    case S_NUMBER:
+    case S_NUMNULL:
+        if (f->kind == S_NUMNULL && cJSON_IsNull(it))
+            return 0;
+        if (cJSON_IsNumber(it) && isfinite(it->valuedouble) && it->valuedouble >= f->min &&
+            it->valuedouble <= f->max)
+            return 0;
+        {
+            char what[80];
+            snprintf(what, sizeof what, "a number in [%g, %g]%s", f->min, f->max,
+                     f->kind == S_NUMNULL ? " or null" : "");
+            return s_fail(err, path, it, what);
+        }
     case S_STRARRAY: {
         if (!cJSON_IsArray(it))
             return s_fail(err, path, it, "an array of strings");
@@ -444,7 +564,10 @@ int bs_msg_validate(const cJSON *msg, int *type, bs_err_t *err)
         return bs_err_set(err, BS_EPROTO, "%s: JSON nested deeper than %d levels", name,
                           S_MAX_DEPTH);
     }
-    return s_validate_fields(msg, s_schemas[mt], name, err);
+    int rc = s_validate_fields(msg, s_schemas[mt], name, err);
+    if (rc == 0 && s_checks[mt])
+        rc = s_checks[mt](msg, err);
+    return rc;
 }
 
 /* Nesting depth of JSON text without parsing it: 1 when no object or array nests in the root.

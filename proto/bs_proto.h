@@ -36,8 +36,8 @@
     X(HELLO)     /* agent -> searcher: who I am, what I can do */                                \
     X(WELCOME)   /* searcher -> agent: accepted; heartbeat settings */                           \
     X(HEARTBEAT) /* both ways, every heartbeat_ms */                                             \
-    X(JOB)       /* searcher -> agent: evaluate one configuration under a lease */               \
-    X(RESULT)    /* agent -> searcher: metrics or a typed error for a JOB */                     \
+    X(JOB)       /* searcher -> agent: evaluate one configuration (or sensitivity), leased */    \
+    X(RESULT)    /* agent -> searcher: metrics, sensitivity rows or a typed error for a JOB */   \
     X(FETCH)     /* agent -> searcher: send me bytes of file <sha256> */                         \
     X(CHUNK)     /* searcher -> agent: JSON header + one binary frame of file bytes */           \
     X(ERROR)     /* both ways: your last message was refused, and why */                         \

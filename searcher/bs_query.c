@@ -36,14 +36,16 @@
 enum { BS__FMT_TABLE, BS__FMT_CSV, BS__FMT_JSON };
 
 static const char s_usage[] =
-    "usage: bitscout query campaigns|agents|evals|pareto|progress [--db FILE]\n"
+    "usage: bitscout query campaigns|agents|evals|pareto|progress|sensitivity [--db FILE]\n"
     "                      [--campaign NAME] [--format table|csv|json]\n"
     "\n"
-    "  campaigns  every campaign: status, policy, budget, evaluations, failures, front size\n"
-    "  agents     every agent that has joined, with its evaluation count\n"
-    "  evals      evaluations in the order they landed\n"
-    "  pareto     the Pareto front, best accuracy first\n"
-    "  progress   evaluations, front size and hypervolume over time\n"
+    "  campaigns    every campaign: status, policy, budget, evaluations, failures, front size\n"
+    "  agents       every agent that has joined, with its evaluation count\n"
+    "  evals        evaluations in the order they landed\n"
+    "  pareto       the Pareto front, best accuracy first\n"
+    "  progress     evaluations, front size and hypervolume over time\n"
+    "  sensitivity  each layer alone at each precision, per agent: the metric and its change\n"
+    "               from the all-fp32 baseline\n"
     "\n"
     "  --db FILE        the results database (default results.db)\n"
     "  --campaign NAME  only this campaign (default: the only one, or all with a campaign\n"
@@ -438,6 +440,21 @@ static int s_cmd_progress(q_ctx_t *q, const char *campaign, int multi, int fmt)
     return s_run(q, sql, campaign, fmt);
 }
 
+/* Per-layer sensitivity rows: by agent, then in the order the agent reported them (layers in
+ * graph order, each at the job's precisions in order). */
+static int s_cmd_sensitivity(q_ctx_t *q, const char *campaign, int multi, int fmt)
+{
+    char sql[BS__QUERY_SQL_MAX];
+    snprintf(sql, sizeof sql,
+             "SELECT %ss.agent AS agent, s.layer AS layer, s.precision AS precision, "
+             "s.metric AS metric, s.baseline AS baseline, s.value AS value, s.delta AS delta, "
+             "s.simulated AS simulated, s.error AS error FROM sensitivity s "
+             "JOIN campaigns c ON c.id = s.campaign_id %s ORDER BY %ss.agent, s.id",
+             multi ? "c.name AS campaign, " : "", campaign ? "WHERE c.name = ?1" : "",
+             multi ? "c.id, " : "");
+    return s_run(q, sql, campaign, fmt);
+}
+
 /* ---- command line ----------------------------------------------------------------------- */
 
 static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -472,7 +489,8 @@ static int s_opt(int argc, char **argv, int *i, const char *name, const char **v
 
 int bs_query_main(int argc, char **argv)
 {
-    static const char *const subs[] = {"campaigns", "agents", "evals", "pareto", "progress"};
+    static const char *const subs[] = {"campaigns", "agents",   "evals",
+                                       "pareto",    "progress", "sensitivity"};
     const char *sub = NULL, *db_path = "results.db", *campaign = NULL, *format = "table";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -553,8 +571,11 @@ int bs_query_main(int argc, char **argv)
         case 3:
             rc = s_cmd_rows(&q, "pareto", "accuracy DESC, eval_id", name, multi, fmt);
             break;
-        default:
+        case 4:
             rc = s_cmd_progress(&q, name, multi, fmt);
+            break;
+        default:
+            rc = s_cmd_sensitivity(&q, name, multi, fmt);
             break;
         }
     }

@@ -1,8 +1,8 @@
 /*
  * bs_query.h - `bitscout query`: read the results database and print it for people or tools.
  *
- *   bitscout query campaigns|agents|evals|pareto|progress [--db FILE] [--campaign NAME]
- *                  [--format table|csv|json]
+ *   bitscout query campaigns|agents|evals|pareto|progress|sensitivity [--db FILE]
+ *                  [--campaign NAME] [--format table|csv|json]
  *
  * The database is opened read-only (it may be in use by a running search: WAL mode means the
  * query never blocks it). Output goes to stdout; errors go to stderr and name what is wrong.

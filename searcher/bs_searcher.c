@@ -21,6 +21,16 @@
  * evaluated (in flight when the previous searcher died) are queued first. --budget counts the
  * total across runs.
  *
+ * Sensitivity: with a "sensitivity" section, each agent name (HELLO.name) gets one sensitivity
+ * job (JOB.kind "sensitivity": every layer alone at each precision, the rest fp32), handed to
+ * the first free agent of that name before any evaluation. These jobs live beside the
+ * evaluations: their own retry queue (a retry waits for an agent of the same name), the same
+ * leases, attempts, max_attempts and liveness, and they never count against the budget. Their
+ * RESULT is checked against the model's layers and the job's precisions, then stored whole in
+ * the `sensitivity` table; names with stored rows are read back at start, so a resumed
+ * campaign does not measure them again. When the budget is spent the searcher waits for the
+ * sensitivity jobs in flight, but starts no new one.
+ *
  * ZeroMQ and libuv: the ROUTER's ZMQ_FD is level-less (edge-triggered): the poll callback and
  * every code path that sends call s_drain(), which receives until ZMQ_EVENTS lacks POLLIN.
  */
@@ -72,6 +82,8 @@ typedef struct s_job {
     char last_code[32];       /* error of the last failed attempt */
     char last_msg[BS_ERR_MSG_MAX];
     int64_t last_agent_id;
+    int sens;                 /* 1: a sensitivity job (config_id 0, cand NULL) */
+    char sens_agent[65];      /* the agent name a sensitivity job is for */
     struct s_job *next;
 } s_job_t;
 
@@ -131,9 +143,13 @@ typedef struct s_searcher {
     int n_files;
     s_agent_t *agents[S_MAX_AGENTS];
     int n_agents;
-    s_job_t *queue;           /* queued jobs, FIFO */
-    s_job_t *leased;          /* leased jobs */
-    int n_leased;
+    s_job_t *queue;           /* queued evaluation jobs, FIFO */
+    s_job_t *leased;          /* leased jobs, of both kinds */
+    int n_leased;             /* all leased jobs */
+    s_job_t *sens_queue;      /* sensitivity jobs waiting for a retry */
+    int n_sens_leased;        /* leased sensitivity jobs (counted in n_leased too) */
+    s_strset_t sens_done;     /* agent names whose sensitivity is stored (or given up) */
+    char *sens_base;          /* owned: the all-fp32 assignment sensitivity jobs carry */
     s_strset_t known;
     int64_t budget;
     int64_t done, failed;
@@ -238,9 +254,34 @@ static void s_leased_remove(s_searcher_t *s, s_job_t *j)
             *pp = j->next;
             j->next = NULL;
             s->n_leased--;
+            if (j->sens)
+                s->n_sens_leased--;
             return;
         }
     }
+}
+
+/* A job that did not run through no fault of its configuration goes back to the front of its
+ * queue: evaluations to the shared one, a sensitivity job to wait for its agent name. */
+static void s_requeue(s_searcher_t *s, s_job_t *j)
+{
+    if (!j->sens) {
+        s_queue_push(s, j, 1);
+        return;
+    }
+    j->agent = NULL;
+    j->id = 0;
+    j->next = s->sens_queue;
+    s->sens_queue = j;
+}
+
+/* What a job is, for log lines: its assignment, or whose sensitivity it measures. */
+static const char *s_job_label(const s_job_t *j, char *buf, size_t cap)
+{
+    if (!j->sens)
+        return j->assignment;
+    snprintf(buf, cap, "sensitivity for agent %s", j->sens_agent);
+    return buf;
 }
 
 static s_agent_t *s_agent_by_rid(s_searcher_t *s, const unsigned char *rid, size_t len)
@@ -388,17 +429,26 @@ static void s_attempt_failed(s_searcher_t *s, s_job_t *j, const char *outcome, i
                                   bs_wall_ms());
     if (rc)
         s_fatal_store(s, rc, "attempt");
+    char label[128];
     BS_WARN(S_MOD, "job %lld (%s) attempt %d/%d on %s: %s: %s", (long long)j->id,
-            j->assignment, j->attempts, s->cfg->max_attempts, a ? a->name : "-", outcome,
-            j->last_msg);
+            s_job_label(j, label, sizeof label), j->attempts, s->cfg->max_attempts,
+            a ? a->name : "-", outcome, j->last_msg);
     s_leased_remove(s, j);
     if (a)
         a->job = NULL;
     j->agent = NULL;
-    if (j->attempts >= s->cfg->max_attempts)
+    if (j->attempts < s->cfg->max_attempts) {
+        s_requeue(s, j);
+    } else if (!j->sens) {
         s_finish_job(s, j, 0, NULL, NULL, NAN, NAN);
-    else
-        s_queue_push(s, j, 1);
+    } else {
+        /* Nothing is stored, so a later run of the campaign tries again; this one does not. */
+        BS_WARN(S_MOD, "%s failed after %d attempts: %s %s; not measured in this run", label,
+                j->attempts, j->last_code, j->last_msg);
+        if (s_set_add(&s->sens_done, j->sens_agent) != 0)
+            BS_ERROR(S_MOD, "out of memory noting that %s failed", label);
+        s_job_free(j);
+    }
 }
 
 /* ---- agents ------------------------------------------------------------------------------- */
@@ -562,6 +612,58 @@ static void s_on_hello(s_searcher_t *s, const bs_wire_msg_t *w)
     s_send_welcome(s, a);
 }
 
+/* A sensitivity job's good RESULT: checked, then stored in one transaction. 0 when it is done
+ * with (stored, or already there); otherwise a code with e saying what was wrong with it. */
+static int s_sens_result(s_searcher_t *s, s_job_t *j, const cJSON *m, bs_err_t *e)
+{
+    const cJSON *sens = cJSON_GetObjectItemCaseSensitive(m, "sensitivity");
+    if (!sens)
+        return bs_err_set(e, BS_EPROTO, "RESULT.sensitivity: required for a sensitivity job "
+                          "(JOB.kind \"sensitivity\"), got metrics instead");
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(sens, "rows"));
+    bs_sens_row_t *rows = bs_calloc((size_t)(n ? n : 1), sizeof *rows);
+    int rc = 0;
+    if (!rows) {
+        rc = bs_err_set(e, BS_ENOMEM, "searcher out of memory");
+        goto done;
+    }
+    if ((rc = bs_sens_check(s->cfg, &s->space, sens, rows, n, e)))
+        goto done;
+    double baseline = cJSON_GetObjectItemCaseSensitive(sens, "baseline")->valuedouble;
+    const char *metric = cJSON_GetObjectItemCaseSensitive(sens, "metric")->valuestring;
+    int simulated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sens, "simulated"));
+    bs_sens_rec_t rec = {
+        .campaign_id = s->campaign_id,
+        .agent = j->sens_agent,
+        .metric = metric,
+        .baseline = baseline,
+        .simulated = simulated,
+        .n_rows = n,
+        .rows = rows,
+    };
+    bs_err_t se = {0};
+    int st = bs_store_sensitivity_add(s->store, &rec, &se);
+    if (st == BS_EEXIST) {
+        BS_WARN(S_MOD, "sensitivity for agent %s: %s; this result is not stored", j->sens_agent,
+                se.msg);
+    } else if (st) {
+        BS_ERROR(S_MOD, "%s", se.msg);
+        s_fatal_store(s, st, "sensitivity");
+    } else {
+        int unmeasured = 0;
+        for (int i = 0; i < n; i++)
+            unmeasured += isnan(rows[i].value);
+        BS_INFO(S_MOD, "sensitivity for agent %s: %d rows (%d unmeasured), baseline %s %.4f%s",
+                j->sens_agent, n, unmeasured, metric[0] ? metric : "metric", baseline,
+                simulated ? " (simulated)" : "");
+    }
+    if (s_set_add(&s->sens_done, j->sens_agent) != 0)
+        BS_ERROR(S_MOD, "out of memory noting that agent %s is measured", j->sens_agent);
+done:
+    bs_free(rows);
+    return rc;
+}
+
 static void s_on_result(s_searcher_t *s, s_agent_t *a, const cJSON *m)
 {
     const cJSON *jid = cJSON_GetObjectItemCaseSensitive(m, "job_id");
@@ -578,10 +680,27 @@ static void s_on_result(s_searcher_t *s, s_agent_t *a, const cJSON *m)
     const cJSON *rm = cJSON_GetObjectItemCaseSensitive(timings, "run_ms");
     double fetch_ms = cJSON_IsNumber(fm) ? fm->valuedouble : NAN;
     double run_ms = cJSON_IsNumber(rm) ? rm->valuedouble : NAN;
+    if (cJSON_IsTrue(ok) && j->sens) {
+        bs_err_t e = {0};
+        if (s_sens_result(s, j, m, &e)) {
+            BS_WARN(S_MOD, "bad sensitivity result from %s: %s", a->name, e.msg);
+            s_send_error(s, a->rid, a->rid_len, e.code, e.msg, BS_MSG_RESULT);
+            s_attempt_failed(s, j, "error", e.code, e.msg);
+            return;
+        }
+        s_leased_remove(s, j);
+        a->job = NULL;
+        s_job_free(j);
+        return;
+    }
     if (cJSON_IsTrue(ok)) {
         bs_metrics_t met;
         bs_err_t e = {0};
-        if (bs_metrics_from_json(cJSON_GetObjectItemCaseSensitive(m, "metrics"), &met, &e)) {
+        const cJSON *mj = cJSON_GetObjectItemCaseSensitive(m, "metrics");
+        if (!mj)
+            bs_err_set(&e, BS_EPROTO, "RESULT.metrics: required for an evaluation (JOB.kind "
+                       "\"evaluate\"), got sensitivity instead");
+        if (!mj || bs_metrics_from_json(mj, &met, &e)) {
             s_send_error(s, a->rid, a->rid_len, e.code, e.msg, BS_MSG_RESULT);
             s_attempt_failed(s, j, "error", e.code, e.msg);
             return;
@@ -604,7 +723,7 @@ static void s_on_result(s_searcher_t *s, s_agent_t *a, const cJSON *m)
         s_leased_remove(s, j);
         a->job = NULL;
         a->busy_until = bs_now_ms() + (uint64_t)s->hb_ms * 2;
-        s_queue_push(s, j, 1);
+        s_requeue(s, j);
         return;
     }
     s_attempt_failed(s, j, "error", code, msg);
@@ -866,8 +985,26 @@ static cJSON *s_job_msg(s_searcher_t *s, const s_job_t *j)
     }
     if (s->cfg->preprocess)
         cJSON_AddItemToObject(data, "preprocess", cJSON_Duplicate(s->cfg->preprocess, 1));
-    cJSON_AddNumberToObject(data, "eval_count", (double)s->cfg->eval.count);
+    cJSON_AddNumberToObject(data, "eval_count",
+                            (double)(j->sens ? s->cfg->sens_eval_count : s->cfg->eval.count));
     cJSON_AddNumberToObject(data, "calib_count", (double)s->cfg->calibration.count);
+    if (s->cfg->quantization)
+        cJSON_AddItemToObject(data, "quantization", cJSON_Duplicate(s->cfg->quantization, 1));
+    cJSON_AddStringToObject(m, "kind", j->sens ? "sensitivity" : "evaluate");
+    if (j->sens) {
+        cJSON *precs = cJSON_AddArrayToObject(m, "precisions");
+        for (int i = 0; precs && i < s->cfg->n_sens_precs; i++) {
+            char t[BS_PREC_TEXT_MAX];
+            bs_prec_format(s->cfg->sens_precs[i], t);
+            cJSON *it = cJSON_CreateString(t);
+            if (!it || !cJSON_AddItemToArray(precs, it)) {
+                cJSON_Delete(it);
+                goto fail;
+            }
+        }
+        if (!precs)
+            goto fail;
+    }
     cJSON_AddNumberToObject(m, "job_id", (double)j->id);
     cJSON_AddStringToObject(m, "campaign", s->cfg->name);
     cJSON_AddNumberToObject(m, "attempt", j->attempts + 1);
@@ -886,53 +1023,110 @@ fail:
     return NULL;
 }
 
+/* The sensitivity job for agent a, if its name still needs one: a queued retry for that name,
+ * or a new job when none exists (queued or leased) and its rows are not stored. NULL: none
+ * (taken off the retry queue when returned). */
+static s_job_t *s_sens_take(s_searcher_t *s, const s_agent_t *a)
+{
+    if (!s->cfg->sensitivity || !a->name[0] || s_set_has(&s->sens_done, a->name))
+        return NULL;
+    for (s_job_t **pp = &s->sens_queue; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->sens_agent, a->name) == 0) {
+            s_job_t *j = *pp;
+            *pp = j->next;
+            j->next = NULL;
+            return j;
+        }
+    }
+    for (const s_job_t *l = s->leased; l; l = l->next)
+        if (l->sens && strcmp(l->sens_agent, a->name) == 0)
+            return NULL; /* another agent of that name is measuring it */
+    s_job_t *j = bs_calloc(1, sizeof *j);
+    if (j && !(j->assignment = bs_strdup(s->sens_base))) {
+        bs_free(j);
+        j = NULL;
+    }
+    if (!j) {
+        BS_ERROR(S_MOD, "out of memory creating the sensitivity job for %s", a->name);
+        return NULL;
+    }
+    j->sens = 1;
+    snprintf(j->sens_agent, sizeof j->sens_agent, "%s", a->name);
+    BS_INFO(S_MOD, "sensitivity for agent %s: %d layers x %d precisions", a->name,
+            s->space.n_layers, s->cfg->n_sens_precs);
+    return j;
+}
+
+/* Leases job j to agent a and sends the JOB. 0, or the send error (then j is requeued and the
+ * agent dropped: the caller must not touch a again). */
+static int s_lease(s_searcher_t *s, s_agent_t *a, s_job_t *j, uint64_t now)
+{
+    j->next = s->leased;
+    s->leased = j;
+    s->n_leased++;
+    if (j->sens)
+        s->n_sens_leased++;
+    j->agent = a;
+    a->job = j;
+    j->id = s->job_seq_base + ++s->job_seq;
+    j->deadline = now + (uint64_t)s->cfg->lease_ms;
+    j->lease_wall = bs_wall_ms();
+    if (!j->first_wall)
+        j->first_wall = j->lease_wall;
+    int rc = s_send(s, a->rid, a->rid_len, s_job_msg(s, j), NULL, 0);
+    if (rc) {
+        /* The peer is gone (ROUTER_MANDATORY) or the queue is full: not the config's fault,
+         * so the job goes back without counting an attempt. */
+        BS_WARN(S_MOD, "could not send job to %s: %s", a->name, bs_strerror(rc));
+        s_leased_remove(s, j);
+        a->job = NULL;
+        s_requeue(s, j);
+        s_agent_drop(s, a, "unreachable");
+        return rc;
+    }
+    char label[128];
+    BS_DEBUG(S_MOD, "job %lld -> %s: %s", (long long)j->id, a->name,
+             s_job_label(j, label, sizeof label));
+    return 0;
+}
+
 static void s_dispatch(s_searcher_t *s)
 {
     if (s->stopping || s->fatal)
         return;
     uint64_t now = bs_now_ms();
+    int no_evals = 0; /* no evaluation to hand out this turn; sensitivity jobs may still go */
     for (int i = 0; i < s->n_agents; i++) {
         s_agent_t *a = s->agents[i];
         if (!a->eligible || a->job || a->busy_until > now)
             continue;
-        if (!s->queue) {
-            if (s->exhausted || s->done + s->n_leased >= s->budget)
-                return;
+        s_job_t *j = s_sens_take(s, a);
+        if (!j && no_evals)
+            continue;
+        if (!j && !s->queue) {
+            if (s->exhausted || s->done + (s->n_leased - s->n_sens_leased) >= s->budget) {
+                no_evals = 1;
+                continue;
+            }
             int rc = s_new_job(s);
             if (rc == BS_EEXHAUSTED) {
                 BS_INFO(S_MOD, "search space exhausted: all %.0f configurations are known",
                         bs_space_size(&s->space));
                 s->exhausted = 1;
-                return;
+                no_evals = 1;
+                continue;
             }
-            if (rc)
-                return;
+            if (rc) {
+                no_evals = 1;
+                continue;
+            }
         }
-        s_job_t *j = s->queue;
-        s->queue = j->next;
-        j->next = s->leased;
-        s->leased = j;
-        s->n_leased++;
-        j->agent = a;
-        a->job = j;
-        j->id = s->job_seq_base + ++s->job_seq;
-        j->deadline = now + (uint64_t)s->cfg->lease_ms;
-        j->lease_wall = bs_wall_ms();
-        if (!j->first_wall)
-            j->first_wall = j->lease_wall;
-        int rc = s_send(s, a->rid, a->rid_len, s_job_msg(s, j), NULL, 0);
-        if (rc) {
-            /* The peer is gone (ROUTER_MANDATORY) or the queue is full: not the config's
-             * fault, so the job goes back without counting an attempt. */
-            BS_WARN(S_MOD, "could not send job to %s: %s", a->name, bs_strerror(rc));
-            s_leased_remove(s, j);
-            a->job = NULL;
-            s_queue_push(s, j, 1);
-            s_agent_drop(s, a, "unreachable");
-            i--;
-            continue;
+        if (!j) {
+            j = s->queue;
+            s->queue = j->next;
         }
-        BS_DEBUG(S_MOD, "job %lld -> %s: %s", (long long)j->id, a->name, j->assignment);
+        if (s_lease(s, a, j, now) != 0)
+            i--; /* a was dropped: the next agent moved into its slot */
     }
 }
 
@@ -949,6 +1143,13 @@ static void s_check_end(s_searcher_t *s)
     if (!s->stopping && (budget_done || nothing_left)) {
         s->stopping = 1;
         s->stop_deadline = bs_now_ms();
+        /* Sensitivity jobs in flight are not part of the budget: let them finish. */
+        for (const s_job_t *j = s->leased; j; j = j->next)
+            if (j->sens && j->deadline > s->stop_deadline)
+                s->stop_deadline = j->deadline;
+        if (s->n_sens_leased > 0)
+            BS_INFO(S_MOD, "no evaluation left to run; waiting for %d sensitivity job(s) in "
+                    "flight", s->n_sens_leased);
     }
     if (s->stopping && (s->n_leased == 0 || bs_now_ms() >= s->stop_deadline))
         s_stop_loop(s);
@@ -1182,6 +1383,37 @@ static int s_open_campaign(s_searcher_t *s)
     return bs_store_campaign_set_status(s->store, s->campaign_id, "running");
 }
 
+static int s_sens_seen(void *ud, const bs_sens_entry_t *e)
+{
+    return s_set_add(ud, e->agent);
+}
+
+/* Sensitivity setup: the all-fp32 assignment its jobs carry, and the agent names whose rows
+ * are stored already (a resumed campaign does not measure them again). */
+static int s_sens_setup(s_searcher_t *s)
+{
+    if (!s->cfg->sensitivity)
+        return 0;
+    for (int i = 0; i < s->space.n_layers; i++)
+        s->precs[i] = BS_PREC_FP32;
+    s->sens_base = bs_assign_format(s->space.names, s->precs, s->space.n_layers);
+    if (!s->sens_base)
+        return bs_err_set(s->err, BS_ENOMEM, "out of memory");
+    int rc = bs_store_each_sensitivity(s->store, s->campaign_id, NULL, s_sens_seen,
+                                       &s->sens_done);
+    if (rc)
+        return bs_err_set(s->err, rc, "%s: cannot read back the sensitivity rows of campaign "
+                          "'%s': %s", s->opts->db_path ? s->opts->db_path : "results.db",
+                          s->cfg->name, bs_strerror(rc));
+    char count[32] = "all";
+    if (s->cfg->sens_eval_count > 0)
+        snprintf(count, sizeof count, "%lld", (long long)s->cfg->sens_eval_count);
+    BS_INFO(S_MOD, "sensitivity: %d layers x %d precisions on each agent name (%s evaluation "
+            "samples each); %zu agent name(s) measured already", s->space.n_layers,
+            s->cfg->n_sens_precs, count, s->sens_done.n);
+    return 0;
+}
+
 static int s_bind(s_searcher_t *s)
 {
     const char *bind = s->opts->bind ? s->opts->bind : "tcp://*:5555";
@@ -1350,7 +1582,7 @@ int bs_search_run(const bs_search_opts_t *opts, bs_err_t *err)
     }
     if ((rc = bs_store_open(opts->db_path ? opts->db_path : "results.db", 0, &s->store, err)))
         goto done;
-    if ((rc = s_open_campaign(s)))
+    if ((rc = s_open_campaign(s)) || (rc = s_sens_setup(s)))
         goto done;
     BS_INFO(S_MOD, "campaign %s: %d layers, %.0f configurations, policy %s (seed %llu), "
                    "budget %lld, backend %s",
@@ -1442,6 +1674,13 @@ done:
         s->leased = j->next;
         s_job_free(j);
     }
+    while (s->sens_queue) {
+        s_job_t *j = s->sens_queue;
+        s->sens_queue = j->next;
+        s_job_free(j);
+    }
+    s_set_free(&s->sens_done);
+    bs_free(s->sens_base);
     for (int i = 0; i < s->n_agents; i++)
         bs_free(s->agents[i]);
     if (s->router)

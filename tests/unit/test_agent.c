@@ -8,6 +8,10 @@
  * of 4, Gemm "fc" with a 10x64 weight: 40 + 640 parameters) and packs it into the test's
  * temporary directory.
  *
+ * Sensitivity jobs: the sim backend's entry against its own evaluations (the same numbers),
+ * the RESULT it makes against the protocol codec, and, with the bundled model and Debian's
+ * Fashion-MNIST data when they are there, the engine's entry on a few precisions.
+ *
  * The session tests run bs_agent_run() in a thread and bind a ROUTER on tcp://127.0.0.1:*;
  * the test reads what the agent sends (skipping heartbeats where that is not the point) and
  * answers as a searcher would: WELCOME, JOB, CHUNKs for its FETCHes (deliberately smaller than
@@ -30,6 +34,7 @@
 #include "bs_device.h"
 #include "bs_log.h"
 #include "bs_proto.h"
+#include "bs_sensitivity.h"
 #include "bs_stats.h"
 #include "bs_util.h"
 #include "onnx.pb-c.h"
@@ -478,6 +483,221 @@ BS_TEST(sim_delay_honours_cancel)
     cJSON_Delete(measure);
 }
 
+/* ---- sensitivity ----------------------------------------------------------------------- */
+
+static int s_sim_sens(const char *model, const char *base, const char *measure_json,
+                      const bs_prec_t *precs, int n, bs_sens_result_t *out, bs_err_t *err,
+                      const atomic_int *cancel)
+{
+    cJSON *measure = measure_json ? cJSON_Parse(measure_json) : NULL;
+    bs_job_spec_t job = {0};
+    job.model_path = model;
+    job.assignment = base;
+    job.measure = measure;
+    job.threads = 1;
+    job.cancel = cancel;
+    job.precisions = precs;
+    job.n_precisions = n;
+    bs_sens_fn fn = bs_backend_sensitivity(&bs_backend_sim);
+    ASSERT(fn != NULL);
+    bs_sens_result_init(out);
+    bs_err_clear(err);
+    int rc = fn(&job, out, err);
+    cJSON_Delete(measure);
+    return rc;
+}
+
+/* Every row is the accuracy an evaluation of that assignment reports; the baseline is the
+ * base assignment's. The RESULT built from it passes the codec. */
+BS_TEST(sim_sensitivity_matches_evaluations)
+{
+    const char *model = s_path("tiny.onnx");
+    s_make_model(model);
+    bs_prec_t precs[] = {{8, 8}, {4, 32}, {2, 32}};
+    bs_sens_result_t r;
+    bs_err_t err;
+    ASSERT_OK(s_sim_sens(model, "conv1=w32a32,fc=w32a32", NULL, precs, 3, &r, &err, NULL));
+    ASSERT_EQ(6, r.n);
+    ASSERT_STR_EQ("top1", r.metric);
+    ASSERT_STR_EQ("sim", r.backend);
+    ASSERT_EQ(1, r.simulated);
+    bs_metrics_t m;
+    ASSERT_OK(s_sim(model, "conv1=w32a32,fc=w32a32", NULL, &m, &err));
+    ASSERT(m.accuracy == r.baseline);
+    static const char *const want[] = {
+        "conv1=w8a8,fc=w32a32", "conv1=w4a32,fc=w32a32", "conv1=w2a32,fc=w32a32",
+        "conv1=w32a32,fc=w8a8", "conv1=w32a32,fc=w4a32", "conv1=w32a32,fc=w2a32",
+    };
+    for (int i = 0; i < 6; i++) {
+        ASSERT_STR_EQ(i < 3 ? "conv1" : "fc", r.items[i].layer);
+        ASSERT(bs_prec_eq(precs[i % 3], r.items[i].prec));
+        ASSERT(r.items[i].error == NULL);
+        ASSERT_OK(s_sim(model, want[i], NULL, &m, &err));
+        ASSERT(m.accuracy == r.items[i].value);
+    }
+    /* fc holds most parameters: int2 there costs more than on conv1. */
+    ASSERT(r.items[5].value < r.items[2].value);
+
+    /* The RESULT: value and delta per row, and the message validates. */
+    cJSON *res = bs_msg_new(BS_MSG_RESULT);
+    cJSON_AddNumberToObject(res, "job_id", 7);
+    cJSON_AddBoolToObject(res, "ok", 1);
+    cJSON *sj = bs_sens_result_to_json(&r);
+    ASSERT(sj != NULL);
+    cJSON_AddItemToObject(res, "sensitivity", sj);
+    int type = -1;
+    ASSERT_OK(bs_msg_validate(res, &type, &err));
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(sj, "rows");
+    ASSERT_EQ(6, cJSON_GetArraySize(rows));
+    const cJSON *row4 = cJSON_GetArrayItem(rows, 4);
+    ASSERT_STR_EQ("fc", cJSON_GetObjectItemCaseSensitive(row4, "layer")->valuestring);
+    ASSERT_STR_EQ("w4a32", cJSON_GetObjectItemCaseSensitive(row4, "precision")->valuestring);
+    ASSERT_DBL_NEAR(r.items[4].value - r.baseline,
+                    cJSON_GetObjectItemCaseSensitive(row4, "delta")->valuedouble, 1e-12);
+    ASSERT(cJSON_GetObjectItemCaseSensitive(row4, "error") == NULL);
+    cJSON_Delete(res);
+    bs_sens_result_free(&r);
+    ASSERT_EQ(0, r.n);
+    bs_sens_result_free(&r);
+    bs_sens_result_free(NULL);
+
+    /* Another base: the rows change the one layer over it. */
+    ASSERT_OK(s_sim_sens(model, "*=w8a32", NULL, precs, 1, &r, &err, NULL));
+    ASSERT_EQ(2, r.n);
+    ASSERT_OK(s_sim(model, "conv1=w8a32,fc=w8a8", NULL, &m, &err));
+    ASSERT(m.accuracy == r.items[1].value);
+    bs_sens_result_free(&r);
+}
+
+BS_TEST(sim_sensitivity_failures)
+{
+    const char *model = s_path("tiny.onnx");
+    s_make_model(model);
+    bs_prec_t precs[] = {{8, 8}, {4, 32}};
+    bs_sens_result_t r;
+    bs_err_t err;
+    /* sim_fail_rate 1: every row unmeasured, with its error; the baseline is still there. */
+    ASSERT_OK(s_sim_sens(model, NULL, "{\"sim_fail_rate\": 1}", precs, 2, &r, &err, NULL));
+    ASSERT_EQ(4, r.n);
+    ASSERT(r.baseline > 0.8);
+    for (int i = 0; i < 4; i++) {
+        ASSERT(isnan(r.items[i].value));
+        ASSERT_CONTAINS(r.items[i].error, "injected failure");
+    }
+    cJSON *sj = bs_sens_result_to_json(&r);
+    const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(sj, "rows"), 0);
+    ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "value")));
+    ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "delta")));
+    ASSERT_CONTAINS(cJSON_GetObjectItemCaseSensitive(row, "error")->valuestring,
+                    "EBACKEND: sim: injected failure");
+    cJSON_Delete(sj);
+    bs_sens_result_free(&r);
+
+    /* Bad jobs fail as a whole. */
+    ASSERT_EQ(BS_EINVAL, s_sim_sens(model, "conv9=w8a8", NULL, precs, 2, &r, &err, NULL));
+    ASSERT_CONTAINS(err.msg, "conv9");
+    ASSERT_EQ(0, r.n);
+    ASSERT_EQ(BS_EINVAL, s_sim_sens(model, NULL, NULL, precs, 0, &r, &err, NULL));
+    ASSERT_CONTAINS(err.msg, "precisions");
+    ASSERT_EQ(BS_EINVAL, s_sim_sens(NULL, NULL, NULL, precs, 2, &r, &err, NULL));
+    ASSERT_EQ(BS_EINVAL, s_sim_sens(model, NULL, "{\"sim_delay_ms\": -1}", precs, 2, &r, &err,
+                                    NULL));
+    ASSERT_CONTAINS(err.msg, "sim_delay_ms");
+    atomic_int cancel;
+    atomic_init(&cancel, 1);
+    ASSERT_EQ(BS_ECANCELED, s_sim_sens(model, NULL, NULL, precs, 2, &r, &err, &cancel));
+    bs_sens_result_free(&r);
+    ASSERT_EQ(BS_ECANCELED, s_sim_sens(model, NULL, "{\"sim_delay_ms\": 60000}", precs, 2, &r,
+                                       &err, &cancel));
+    bs_sens_result_free(&r);
+}
+
+/* The engine's entry on the bundled model: each row a real load and evaluation. */
+BS_TEST(engine_sensitivity)
+{
+#ifdef BS_SRC_DIR
+    const char *images = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+    const char *labels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+    const char *calib = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+    if (access(images, R_OK) != 0 || access(calib, R_OK) != 0) {
+        fprintf(stderr, "engine_sensitivity: skipped, dataset-fashion-mnist is not installed\n");
+        return;
+    }
+    bs_log_level = BS_LOG_WARN;
+    cJSON *data = cJSON_Parse("{\"preprocess\": {\"scale\": 0.00392156862745098, \"mean\": "
+                              "[0.286], \"std\": [0.353]}, \"eval_count\": 100, \"calib_count\": "
+                              "64, \"quantization\": {\"weights\": \"mse\", \"activations\": "
+                              "\"minmax\"}}");
+    bs_prec_t precs[] = {{8, 8}, {2, 32}};
+    int64_t load_ms = -1;
+    bs_job_spec_t job = {0};
+    job.model_path = BS_SRC_DIR "/models/fmnist-cnn.onnx";
+    job.assignment = "conv1=w32a32,conv2=w32a32,fc1=w32a32,fc2=w32a32";
+    job.eval_images = images;
+    job.eval_labels = labels;
+    job.calib_images = calib;
+    job.data = data;
+    job.threads = 1;
+    job.load_ms = &load_ms;
+    job.precisions = precs;
+    job.n_precisions = 2;
+    bs_sens_fn fn = bs_backend_sensitivity(bs_backend_find("engine"));
+    ASSERT(fn == bs_sensitivity_engine);
+    bs_sens_result_t r;
+    bs_sens_result_init(&r);
+    bs_err_t err = {0};
+    int rc = fn(&job, &r, &err);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    ASSERT_OK(rc);
+    ASSERT(load_ms >= 0);
+    ASSERT_STR_EQ("top1", r.metric);
+    ASSERT_STR_EQ("engine", r.backend);
+    ASSERT_EQ(0, r.simulated);
+    ASSERT(r.baseline > 0.7 && r.baseline <= 1.0);
+    ASSERT_EQ(8, r.n);
+    static const char *const layers[] = {"conv1", "conv2", "fc1", "fc2"};
+    for (int i = 0; i < 8; i++) {
+        ASSERT_STR_EQ(layers[i / 2], r.items[i].layer);
+        ASSERT(bs_prec_eq(precs[i % 2], r.items[i].prec));
+        if (r.items[i].error)
+            fprintf(stderr, "%s %d: %s\n", r.items[i].layer, i % 2, r.items[i].error);
+        ASSERT(r.items[i].value >= 0.0 && r.items[i].value <= 1.0);
+        /* int8 alone costs little on 100 samples */
+        if (i % 2 == 0)
+            ASSERT(fabs(r.items[i].value - r.baseline) <= 0.05);
+    }
+    bs_sens_result_free(&r);
+
+    /* Without calibration images, a8 rows are unmeasured and say why; the rest are measured. */
+    job.calib_images = NULL;
+    bs_sens_result_init(&r);
+    ASSERT_OK(fn(&job, &r, &err));
+    ASSERT_EQ(8, r.n);
+    for (int i = 0; i < 8; i++) {
+        if (i % 2 == 0) {
+            ASSERT(isnan(r.items[i].value));
+            ASSERT_CONTAINS(r.items[i].error, "calibration");
+        } else {
+            ASSERT(!isnan(r.items[i].value));
+        }
+    }
+    bs_sens_result_free(&r);
+
+    /* Without evaluation data, or with a bad base, the job fails. */
+    job.eval_images = NULL;
+    bs_sens_result_init(&r);
+    ASSERT_EQ(BS_EINVAL, fn(&job, &r, &err));
+    ASSERT_CONTAINS(err.msg, "engine: sensitivity needs evaluation data");
+    job.eval_images = images;
+    job.assignment = "conv7=w8a8";
+    ASSERT_EQ(BS_EINVAL, fn(&job, &r, &err));
+    ASSERT_CONTAINS(err.msg, "conv7");
+    bs_sens_result_free(&r);
+    cJSON_Delete(data);
+#endif
+}
+
 BS_TEST(backend_registry)
 {
     ASSERT(bs_backend_find("sim") == &bs_backend_sim);
@@ -492,6 +712,9 @@ BS_TEST(backend_registry)
     ASSERT_EQ(bs_backend_count(), cJSON_GetArraySize(names));
     ASSERT_STR_EQ("sim", cJSON_GetArrayItem(names, 0)->valuestring);
     cJSON_Delete(names);
+    ASSERT(bs_backend_sensitivity(&bs_backend_sim) != NULL);
+    ASSERT(bs_backend_sensitivity(&bs_backend_engine) == bs_sensitivity_engine);
+    ASSERT(bs_backend_sensitivity(NULL) == NULL);
 }
 
 /* ---- device and identity --------------------------------------------------------------- */
@@ -871,6 +1094,76 @@ BS_TEST(session_job_fetch_and_cache_hit)
     s_fx_stop(&fx, 1);
 }
 
+/* A JOB of kind "sensitivity": the RESULT carries the rows instead of metrics. */
+BS_TEST(session_sensitivity_job)
+{
+    s_fx_t fx;
+    s_fx_start(&fx);
+    s_handshake(&fx, 1000, 60);
+    s_send_job(&fx, 51, "sim", "conv1=w8a8,fc=w4a8", NULL); /* the model goes into the cache */
+    bs_wire_msg_t m;
+    s_serve_until_result(&fx, &m, 100000, 0);
+    double acc = cJSON_GetObjectItemCaseSensitive(
+                     cJSON_GetObjectItemCaseSensitive(m.msg, "metrics"), "accuracy")
+                     ->valuedouble;
+    bs_wire_msg_free(&m);
+
+    cJSON *j = bs_msg_new(BS_MSG_JOB);
+    cJSON_AddNumberToObject(j, "job_id", 52);
+    cJSON_AddStringToObject(j, "campaign", "unit");
+    cJSON_AddNumberToObject(j, "attempt", 1);
+    cJSON_AddNumberToObject(j, "lease_ms", 60000);
+    cJSON_AddStringToObject(j, "backend", "sim");
+    cJSON_AddStringToObject(j, "kind", "sensitivity");
+    cJSON_AddItemToObject(j, "precisions", cJSON_Parse("[\"w4a8\", \"w16a32\"]"));
+    cJSON_AddStringToObject(j, "assignment", "conv1=w8a8,fc=w32a32");
+    cJSON *files = cJSON_AddArrayToObject(j, "files");
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "role", "model");
+    cJSON_AddStringToObject(f, "sha256", fx.sha);
+    cJSON_AddNumberToObject(f, "size", (double)fx.file_len);
+    cJSON_AddStringToObject(f, "name", "tiny.onnx");
+    cJSON_AddItemToArray(files, f);
+    cJSON_AddItemToObject(j, "measure", cJSON_Parse("{\"backend\": \"sim\"}"));
+    cJSON_AddItemToObject(j, "data", cJSON_Parse("{\"eval_count\": 10}"));
+    s_send(&fx, j, NULL, 0);
+    ASSERT_EQ(0, s_serve_until_result(&fx, &m, 100000, 0));
+    const cJSON *r = m.msg;
+    ASSERT_EQ(52, cJSON_GetObjectItemCaseSensitive(r, "job_id")->valuedouble);
+    ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")));
+    ASSERT(cJSON_GetObjectItemCaseSensitive(r, "metrics") == NULL);
+    const cJSON *sens = cJSON_GetObjectItemCaseSensitive(r, "sensitivity");
+    ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sens, "simulated")));
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(sens, "rows");
+    ASSERT_EQ(4, cJSON_GetArraySize(rows));
+    const cJSON *r2 = cJSON_GetArrayItem(rows, 2); /* fc at w4a8 over the base */
+    ASSERT_STR_EQ("fc", cJSON_GetObjectItemCaseSensitive(r2, "layer")->valuestring);
+    ASSERT_STR_EQ("w4a8", cJSON_GetObjectItemCaseSensitive(r2, "precision")->valuestring);
+    /* conv1=w8a8,fc=w4a8 is the configuration job 51 evaluated: the same number */
+    ASSERT(acc == cJSON_GetObjectItemCaseSensitive(r2, "value")->valuedouble);
+    ASSERT(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r, "timings")));
+    bs_wire_msg_free(&m);
+
+    /* The engine cannot measure without evaluation data: a failed RESULT, not a crash. */
+    j = bs_msg_new(BS_MSG_JOB);
+    cJSON_AddNumberToObject(j, "job_id", 53);
+    cJSON_AddStringToObject(j, "campaign", "unit");
+    cJSON_AddNumberToObject(j, "attempt", 1);
+    cJSON_AddNumberToObject(j, "lease_ms", 60000);
+    cJSON_AddStringToObject(j, "backend", "engine");
+    cJSON_AddStringToObject(j, "kind", "sensitivity");
+    cJSON_AddItemToObject(j, "precisions", cJSON_Parse("[\"w8a32\"]"));
+    cJSON_AddStringToObject(j, "assignment", "conv1=w32a32,fc=w32a32");
+    cJSON_AddArrayToObject(j, "files");
+    cJSON_AddItemToObject(j, "measure", cJSON_CreateObject());
+    s_send(&fx, j, NULL, 0);
+    EXPECT(&fx, RESULT, &m);
+    ASSERT(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(m.msg, "ok")));
+    ASSERT_STR_EQ("EINVAL", s_result_code(m.msg));
+    bs_wire_msg_free(&m);
+    s_fx_stop(&fx, 1);
+}
+
 BS_TEST(session_corrupt_chunk_is_ehash)
 {
     s_fx_t fx;
@@ -1104,11 +1397,15 @@ BS_TEST(agent_refuses_bad_options)
     X(sim_rejects_bad_assignments)                                                                \
     X(sim_injected_failures_are_deterministic)                                                    \
     X(sim_delay_honours_cancel)                                                                   \
+    X(sim_sensitivity_matches_evaluations)                                                        \
+    X(sim_sensitivity_failures)                                                                   \
+    X(engine_sensitivity)                                                                         \
     X(backend_registry)                                                                           \
     X(device_description)                                                                         \
     X(agent_id_is_persistent)                                                                     \
     X(default_cache_dir)                                                                          \
     X(session_job_fetch_and_cache_hit)                                                            \
+    X(session_sensitivity_job)                                                                    \
     X(session_corrupt_chunk_is_ehash)                                                             \
     X(session_bad_chunk_is_eproto)                                                                \
     X(session_busy_heartbeat_and_stop_while_running)                                              \

@@ -13,6 +13,7 @@
  * prints every error message the negative tests provoke, for reading them as a user would.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,7 +73,10 @@ static const char *s_full =
     "              \"min_time_ms\": 100, \"max_time_ms\": 2000, \"threads\": 4,\n"
     "              \"sim_delay_ms\": 20, \"sim_fail_rate\": 0.1},\n"
     "  \"agents\": {\"tags\": [\"jetson\", \"orin\"], \"heartbeat_ms\": 500, \"liveness\": 3,\n"
-    "             \"lease_ms\": 60000, \"max_attempts\": 2}\n"
+    "             \"lease_ms\": 60000, \"max_attempts\": 2},\n"
+    "  \"quantization\": {\"weights\": \"minmax\", \"activations\": \"percentile\",\n"
+    "                   \"percentile\": 99.9},\n"
+    "  \"sensitivity\": {\"precisions\": [\"w8a8\", \"w4a32\"], \"eval_count\": 50}\n"
     "}\n";
 
 static const char *s_minimal =
@@ -290,6 +294,16 @@ BS_TEST(full_config_values)
     ASSERT_EQ(60000, cfg->lease_ms);
     ASSERT_EQ(2, cfg->max_attempts);
 
+    char *q = cJSON_PrintUnformatted(cfg->quantization);
+    ASSERT_STR_EQ("{\"weights\":\"minmax\",\"activations\":\"percentile\",\"percentile\":99.9}",
+                  q);
+    bs_free(q);
+    ASSERT_EQ(1, cfg->sensitivity);
+    ASSERT_EQ(2, cfg->n_sens_precs);
+    ASSERT(bs_prec_eq((bs_prec_t){8, 8}, cfg->sens_precs[0]));
+    ASSERT(bs_prec_eq((bs_prec_t){4, 32}, cfg->sens_precs[1]));
+    ASSERT_EQ(50, cfg->sens_eval_count);
+
     bs_config_free(&cfg);
     ASSERT(cfg == NULL);
     bs_config_free(&cfg); /* NULL-safe */
@@ -338,8 +352,164 @@ BS_TEST(defaults)
     ASSERT_EQ(5, cfg->liveness);
     ASSERT_EQ(300000, cfg->lease_ms);
     ASSERT_EQ(3, cfg->max_attempts);
+    char *q = cJSON_PrintUnformatted(cfg->quantization);
+    ASSERT_STR_EQ("{\"weights\":\"mse\",\"activations\":\"minmax\"}", q);
+    bs_free(q);
+    ASSERT_EQ(0, cfg->sensitivity);
+    ASSERT_EQ(0, cfg->n_sens_precs);
     bs_config_free(&cfg);
     s_no_leaks();
+}
+
+/* A campaign text from s_full with the given changes applied in order (path, JSON value or
+ * NULL to delete, ...; NULL-terminated); loads it and returns the result code. */
+static int s_load_patched(bs_config_t **cfg, bs_err_t *err, ...)
+{
+    cJSON *root = cJSON_Parse(s_full);
+    ASSERT(root != NULL);
+    va_list ap;
+    va_start(ap, err);
+    for (const char *path; (path = va_arg(ap, const char *)) != NULL;) {
+        const char *value = va_arg(ap, const char *);
+        s_set(root, path, value);
+    }
+    va_end(ap);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    ASSERT(text != NULL);
+    int rc = s_load_text(text, cfg, err);
+    bs_free(text);
+    return rc;
+}
+
+/* quantization: defaults filled in, percentile only with the percentile method. */
+BS_TEST(quantization_normalised)
+{
+    s_setup();
+    static const struct {
+        const char *value, *want;
+    } cases[] = {
+        {"{}", "{\"weights\":\"mse\",\"activations\":\"minmax\"}"},
+        {"{\"weights\": \"minmax\"}", "{\"weights\":\"minmax\",\"activations\":\"minmax\"}"},
+        {"{\"activations\": \"mse\"}", "{\"weights\":\"mse\",\"activations\":\"mse\"}"},
+        {"{\"activations\": \"percentile\"}",
+         "{\"weights\":\"mse\",\"activations\":\"percentile\",\"percentile\":99.99}"},
+        {"{\"activations\": \"percentile\", \"percentile\": 100}",
+         "{\"weights\":\"mse\",\"activations\":\"percentile\",\"percentile\":100}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bs_config_t *cfg = NULL;
+        bs_err_t err = {0};
+        int rc = s_load_patched(&cfg, &err, "quantization", cases[i].value, NULL);
+        if (rc)
+            fprintf(stderr, "%s\n", err.msg);
+        ASSERT_OK(rc);
+        char *q = cJSON_PrintUnformatted(cfg->quantization);
+        ASSERT_STR_EQ(cases[i].want, q);
+        bs_free(q);
+        bs_config_free(&cfg);
+    }
+    s_no_leaks();
+}
+
+/* sensitivity without precisions: every non-fp32 choice of the rules, in rule order, once;
+ * eval_count defaults to data.eval.count. */
+BS_TEST(sensitivity_defaults)
+{
+    s_setup();
+    bs_config_t *cfg = NULL;
+    bs_err_t err = {0};
+    int rc = s_load_patched(&cfg, &err, "sensitivity", "{}", NULL);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    ASSERT_OK(rc);
+    ASSERT_EQ(1, cfg->sensitivity);
+    /* rule 0: {fp32, int8, int4} x {fp32, int8}; rule 1: {fp16} x {fp32} */
+    static const char *const want[] = {"w32a8", "w8a32", "w8a8", "w4a32", "w4a8", "w16a32"};
+    ASSERT_EQ(6, cfg->n_sens_precs);
+    for (int i = 0; i < 6; i++) {
+        char t[BS_PREC_TEXT_MAX];
+        bs_prec_format(cfg->sens_precs[i], t);
+        ASSERT_STR_EQ(want[i], t);
+    }
+    ASSERT_EQ(100, cfg->sens_eval_count);
+    bs_config_free(&cfg);
+
+    /* Rules that repeat choices list each once; eval_count 0 (all) is kept. */
+    rc = s_load_patched(&cfg, &err, "sensitivity", "{\"eval_count\": 0}", "search_space",
+                        "[{\"layers\": \"*\", \"weights\": [\"int8\", \"fp32\"]},"
+                        " {\"layers\": \"fc\", \"weights\": [\"int8\"]}]",
+                        NULL);
+    ASSERT_OK(rc);
+    ASSERT_EQ(1, cfg->n_sens_precs);
+    ASSERT(bs_prec_eq((bs_prec_t){8, 32}, cfg->sens_precs[0]));
+    ASSERT_EQ(0, cfg->sens_eval_count);
+    bs_config_free(&cfg);
+
+    /* Every precision there is, spelled out: 17 of them (w32a32 is the baseline). */
+    rc = s_load_patched(&cfg, &err, "sensitivity.precisions",
+                        "[\"w32a8\", \"w16a32\", \"w16a8\", \"w8a32\", \"w8a8\", \"w7a32\", "
+                        "\"w7a8\", \"w6a32\", \"w6a8\", \"w5a32\", \"w5a8\", \"w4a32\", \"w4a8\", "
+                        "\"w3a32\", \"w3a8\", \"w2a32\", \"w2a8\"]",
+                        NULL);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    ASSERT_OK(rc);
+    ASSERT_EQ(17, cfg->n_sens_precs);
+    bs_config_free(&cfg);
+
+    /* A space of fp32 only offers nothing to measure: the precisions must be given. */
+    rc = s_load_patched(&cfg, &err, "sensitivity", "{}", "search_space",
+                        "[{\"layers\": \"*\", \"weights\": [\"fp32\"]}]", NULL);
+    ASSERT_EQ(BS_ECONFIG, rc);
+    ASSERT(cfg == NULL);
+    ASSERT_CONTAINS(err.msg, s_cfg_path);
+    ASSERT_CONTAINS(err.msg, "sensitivity.precisions: required key missing (the search space "
+                             "offers no precision but fp32");
+    s_no_leaks();
+}
+
+BS_TEST(bad_quantization_and_sensitivity)
+{
+    s_setup();
+    static const bad_case_t cases[] = {
+        {"quantization", "1", "quantization: expected an object"},
+        {"quantization.weights", "\"max\"",
+         "quantization.weights: expected one of mse, minmax; got \"max\""},
+        {"quantization.weights", "8", NULL},
+        {"quantization.activations", "\"kl\"",
+         "quantization.activations: expected one of minmax, percentile, mse; got \"kl\""},
+        {"quantization.percentile", "50",
+         "quantization.percentile: expected a number in (50, 100]; got 50"},
+        {"quantization.percentile", "100.5", NULL},
+        {"quantization.percentile", "\"99\"", NULL},
+        {"quantization.percentile", "1e999", NULL},
+        {"quantization.bits", "8", "quantization.bits: expected one of the keys weights, "
+                                   "activations, percentile; got unknown key \"bits\""},
+        {"quantization.activations", "\"mse\"",
+         "quantization.percentile: expected no percentile unless quantization.activations is "
+         "\"percentile\" (it is \"mse\"); got 99.9"},
+        {"sensitivity", "[]", "sensitivity: expected an object"},
+        {"sensitivity", "true", NULL},
+        {"sensitivity.precisions", "[]",
+         "sensitivity.precisions: expected an array of 1 to 17 distinct precisions"},
+        {"sensitivity.precisions", "\"w8a8\"", NULL},
+        {"sensitivity.precisions", "[\"w8a8\", \"w9a8\"]",
+         "sensitivity.precisions[1]: expected a precision wBaB other than w32a32"},
+        {"sensitivity.precisions", "[\"w32a32\"]", "sensitivity.precisions[0]"},
+        {"sensitivity.precisions", "[\"w8a16\"]", "got \"w8a16\""},
+        {"sensitivity.precisions", "[\"int8\"]", "sensitivity.precisions[0]"},
+        {"sensitivity.precisions", "[\"w8a8\", 4]", "sensitivity.precisions[1]"},
+        {"sensitivity.precisions", "[\"w8a8\", \"w8a8\"]",
+         "sensitivity.precisions[1]: expected a precision not already listed"},
+        {"sensitivity.eval_count", "-1",
+         "sensitivity.eval_count: expected an integer >= 0; got -1"},
+        {"sensitivity.eval_count", "1.5", NULL},
+        {"sensitivity.eval_count", "null", NULL},
+        {"sensitivity.layers", "\"*\"",
+         "sensitivity.layers: expected one of the keys precisions, eval_count"},
+    };
+    S_RUN_BAD(cases);
 }
 
 BS_TEST(sim_defaults_and_partial_objects)
@@ -696,8 +866,8 @@ BS_TEST(unknown_keys)
     s_setup();
     static const bad_case_t cases[] = {
         {"nmae", "1", "nmae: expected one of the keys name, model, data, search_space, "
-                      "objectives, constraints, policy, budget, measure, agents; got unknown "
-                      "key \"nmae\""},
+                      "objectives, constraints, policy, budget, measure, agents, quantization, "
+                      "sensitivity; got unknown key \"nmae\""},
         {"data.evals", "{}", "data.evals: expected one of the keys eval, calibration, "
                              "preprocess; got unknown key \"evals\""},
         {"data.eval.extra", "1", NULL},
@@ -1039,7 +1209,9 @@ BS_TEST(space_alloc_failures)
 /* ---- the bundled campaigns ---------------------------------------------------------------- */
 
 #ifdef BS_SRC_DIR
-static void s_check_bundled(const char *file, const char *name, int64_t budget, int delay_ms)
+/* backend: the expected measure.backend; delay_ms: its sim_delay_ms (sim only). */
+static void s_check_bundled(const char *file, const char *name, int64_t budget,
+                            const char *backend, int delay_ms)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/configs/%s", BS_SRC_DIR, file);
@@ -1051,8 +1223,11 @@ static void s_check_bundled(const char *file, const char *name, int64_t budget, 
     ASSERT_OK(rc);
     ASSERT_STR_EQ(name, cfg->name);
     ASSERT_EQ(budget, cfg->budget_evals);
-    ASSERT_STR_EQ("sim", cfg->backend);
-    ASSERT_EQ(delay_ms, cJSON_GetObjectItem(cfg->measure, "sim_delay_ms")->valuedouble);
+    ASSERT_STR_EQ(backend, cfg->backend);
+    if (strcmp(backend, "sim") == 0)
+        ASSERT_EQ(delay_ms, cJSON_GetObjectItem(cfg->measure, "sim_delay_ms")->valuedouble);
+    else
+        ASSERT(cJSON_GetObjectItem(cfg->measure, "sim_delay_ms") == NULL);
     ASSERT_EQ(3, cfg->n_objectives);
     ASSERT_EQ(1000, cfg->eval.count);
     ASSERT_EQ(256, cfg->calibration.count);
@@ -1069,6 +1244,97 @@ static void s_check_bundled(const char *file, const char *name, int64_t budget, 
 }
 #endif
 
+/* ---- sensitivity results against the campaign ----------------------------------------------- */
+
+/* Checks the given "sensitivity" object text against s_full (precisions w8a8, w4a32) and the
+ * three-layer space; returns the code, err filled. */
+static int s_sens_check_text(const char *text, int n_rows, bs_sens_row_t *rows, bs_err_t *err)
+{
+    bs_config_t *cfg = NULL;
+    ASSERT_OK(s_load_text(s_full, &cfg, err));
+    bs_space_t sp;
+    ASSERT_OK(bs_space_build(cfg, &s_model, &sp, err));
+    cJSON *sens = cJSON_Parse(text);
+    ASSERT(sens != NULL);
+    bs_err_clear(err);
+    int rc = bs_sens_check(cfg, &sp, sens, rows, n_rows, err);
+    if (rc == 0) /* the strings are borrowed from sens: check them before it goes */
+        for (int i = 0; i < n_rows; i++)
+            ASSERT(rows[i].layer && rows[i].precision);
+    cJSON_Delete(sens);
+    bs_space_free(&sp);
+    bs_config_free(&cfg);
+    return rc;
+}
+
+#define S_SENS(rows)                                                                             \
+    "{\"metric\": \"top1\", \"baseline\": 0.5, \"simulated\": false, \"rows\": [" rows "]}"
+
+BS_TEST(sensitivity_result_check)
+{
+    s_setup();
+    bs_sens_row_t rows[8];
+    bs_err_t err = {0};
+    ASSERT_OK(s_sens_check_text(
+        S_SENS("{\"layer\": \"conv1\", \"precision\": \"w8a8\", \"value\": 0.25, "
+               "\"delta\": -0.25},"
+               "{\"layer\": \"fc\", \"precision\": \"w4a32\", \"value\": null, \"delta\": null,"
+               " \"error\": \"EMODEL: no\"},"
+               "{\"layer\": \"conv2\", \"precision\": \"w4a32\", \"value\": 0.5, \"delta\": 0}"),
+        3, rows, &err));
+    ASSERT_OK(s_sens_check_text(S_SENS(""), 0, rows, &err)); /* no rows is not an error */
+
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {S_SENS("{\"layer\": \"conv3\", \"precision\": \"w8a8\", \"value\": 0.5, \"delta\": 0}"),
+         "RESULT.sensitivity.rows[0].layer: expected a layer of the model (conv1, conv2, fc), "
+         "got \"conv3\""},
+        {S_SENS("{\"layer\": 3, \"precision\": \"w8a8\", \"value\": 0.5, \"delta\": 0}"),
+         "rows[0].layer: expected a layer of the model (conv1, conv2, fc), got 3"},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w2a8\", \"value\": 0.5, \"delta\": 0}"),
+         "RESULT.sensitivity.rows[0].precision: expected one of the job's precisions (w8a8, "
+         "w4a32), got \"w2a8\""},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w8a9\", \"value\": 0.5, \"delta\": 0}"),
+         "rows[0].precision: expected one of the job's precisions"},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w8a8\", \"value\": 0.5, \"delta\": 0},"
+                "{\"layer\": \"fc\", \"precision\": \"w8a8\", \"value\": 0.5, \"delta\": 0}"),
+         "RESULT.sensitivity.rows[1]: expected each (layer, precision) once, got fc at w8a8 "
+         "again"},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w8a8\", \"value\": null, \"delta\": 0}"),
+         "RESULT.sensitivity.rows[0].delta: expected null (value is null)"},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w8a8\", \"value\": 0.5, \"delta\": null}"),
+         "rows[0].delta: expected value - baseline, a number in [-1, 1] (value is a number)"},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w8a8\", \"value\": 0.75, \"delta\": 0.2}"),
+         "RESULT.sensitivity.rows[0].delta: expected value - baseline (0.25), got 0.2"},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w8a8\", \"value\": 1.5, \"delta\": 1}"),
+         "RESULT.sensitivity.rows[0].value: expected a number in [0, 1] or null"},
+        {S_SENS("{\"layer\": \"fc\", \"precision\": \"w8a8\", \"value\": 0.5, \"delta\": 0,"
+                " \"error\": 7}"),
+         "RESULT.sensitivity.rows[0].error: expected a string"},
+        {"{\"metric\": \"top1\", \"baseline\": 2, \"rows\": []}",
+         "RESULT.sensitivity.baseline: expected a number in [0, 1]"},
+        {"{\"metric\": 1, \"baseline\": 0.5, \"rows\": []}",
+         "RESULT.sensitivity.metric: expected a string"},
+        {"{\"metric\": \"top1\", \"baseline\": 0.5, \"rows\": {}}",
+         "RESULT.sensitivity.rows: expected an array of 0 rows"},
+        {"[]", "RESULT.sensitivity: expected an object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int n = 0;
+        cJSON *t = cJSON_Parse(bad[i].text);
+        ASSERT(t != NULL);
+        n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "rows"));
+        cJSON_Delete(t);
+        int rc = s_sens_check_text(bad[i].text, n, rows, &err);
+        if (rc != BS_EPROTO || !strstr(err.msg, bad[i].needle))
+            fprintf(stderr, "case %zu: rc %d: %s\n", i, rc, err.msg);
+        ASSERT_EQ(BS_EPROTO, rc);
+        ASSERT_CONTAINS(err.msg, bad[i].needle);
+    }
+    s_no_leaks();
+}
+
 /* The campaigns in configs/ load, against the bundled model and Debian's Fashion-MNIST data. */
 BS_TEST(bundled_configs)
 {
@@ -1077,8 +1343,8 @@ BS_TEST(bundled_configs)
         fprintf(stderr, "bundled_configs: skipped, dataset-fashion-mnist is not installed\n");
         return;
     }
-    s_check_bundled("fmnist-cnn.json", "fmnist-cnn", 60, 20);
-    s_check_bundled("sim-scale.json", "sim-scale", 2000, 0);
+    s_check_bundled("fmnist-cnn.json", "fmnist-cnn", 60, "engine", 0);
+    s_check_bundled("sim-scale.json", "sim-scale", 2000, "sim", 0);
     s_no_leaks();
 #endif
 }
@@ -1086,6 +1352,9 @@ BS_TEST(bundled_configs)
 #define TESTS(X)                                                                                 \
     X(full_config_values)                                                                        \
     X(defaults)                                                                                  \
+    X(quantization_normalised)                                                                   \
+    X(sensitivity_defaults)                                                                      \
+    X(bad_quantization_and_sensitivity)                                                          \
     X(sim_defaults_and_partial_objects)                                                          \
     X(parse_from_memory_and_relative_paths)                                                      \
     X(missing_file)                                                                              \
@@ -1111,6 +1380,7 @@ BS_TEST(bundled_configs)
     X(space_long_layer_list_is_cut)                                                              \
     X(space_json_deterministic)                                                                  \
     X(space_alloc_failures)                                                                      \
+    X(sensitivity_result_check)                                                                  \
     X(bundled_configs)
 
 BS_TEST_MAIN(TESTS)

@@ -54,6 +54,27 @@ static const char *const s_samples[] = {
     "{\"type\":\"BYE\",\"v\":1,\"reason\":\"shutting down\"}",
 };
 
+/* A sensitivity JOB and its RESULT (PROTOCOL.md, "Sensitivity jobs"). */
+static const char s_sens_job[] =
+    "{\"type\":\"JOB\",\"v\":1,\"job_id\":43,\"campaign\":\"resnet-orin\",\"attempt\":1,"
+    "\"lease_ms\":300000,\"backend\":\"sim\",\"kind\":\"sensitivity\","
+    "\"precisions\":[\"w8a8\",\"w4a32\"],\"assignment\":\"conv1=w32a32,fc=w32a32\","
+    "\"files\":[{\"role\":\"model\",\"sha256\":\"" SHA_A "\",\"size\":1024,"
+    "\"name\":\"m.onnx\"}],\"measure\":{\"backend\":\"sim\"},"
+    "\"data\":{\"eval_count\":50,\"calib_count\":0,"
+    "\"quantization\":{\"weights\":\"mse\",\"activations\":\"minmax\"}}}";
+
+static const char s_sens_result[] =
+    "{\"type\":\"RESULT\",\"v\":1,\"job_id\":43,\"ok\":true,"
+    "\"sensitivity\":{\"metric\":\"top1\",\"baseline\":0.91,\"simulated\":true,"
+    "\"backend\":\"sim\",\"rows\":["
+    "{\"layer\":\"conv1\",\"precision\":\"w8a8\",\"value\":0.905,\"delta\":-0.005},"
+    "{\"layer\":\"conv1\",\"precision\":\"w4a32\",\"value\":null,\"delta\":null,"
+    "\"error\":\"EMODEL: cannot quantize\"},"
+    "{\"layer\":\"fc\",\"precision\":\"w8a8\",\"value\":0.91,\"delta\":0},"
+    "{\"layer\":\"fc\",\"precision\":\"w4a32\",\"value\":0.87,\"delta\":-0.04}]},"
+    "\"timings\":{\"fetch_ms\":3,\"load_ms\":10,\"run_ms\":900}}";
+
 static const char s_result_fail[] =
     "{\"type\":\"RESULT\",\"v\":1,\"job_id\":42,\"ok\":false,"
     "\"error\":{\"code\":\"EBUSY\",\"message\":\"already running job 41\"}}";
@@ -301,6 +322,125 @@ BS_TEST(result_missing_fields)
     m = s_parse(s_result_fail);
     s_set(m, "error", "\"EBUSY\"");
     s_expect(m, BS_EPROTO, "RESULT.error: expected an object, got a string");
+}
+
+/* kind and precisions on JOB: absent kind is an evaluation; a sensitivity JOB needs a list
+ * of distinct, valid precisions. */
+BS_TEST(sensitivity_job)
+{
+    bs_err_t err;
+    int type = -1;
+    ASSERT_OK(s_decode_text(s_sens_job, &type, &err));
+    ASSERT_EQ(BS_MSG_JOB, type);
+    cJSON *m = s_sample(BS_MSG_JOB);
+    s_set(m, "kind", "\"evaluate\"");
+    ASSERT_OK(s_check(m, NULL, &err));
+    m = s_sample(BS_MSG_JOB); /* an evaluation may carry precisions: they are ignored */
+    s_set(m, "precisions", "[\"w8a8\"]");
+    ASSERT_OK(s_check(m, NULL, &err));
+    struct {
+        const char *field, *value, *needle;
+    } cases[] = {
+        {"kind", "\"eval\"",
+         "JOB.kind: expected one of \"evaluate\", \"sensitivity\", got \"eval\""},
+        {"kind", "1", "JOB.kind: expected one of \"evaluate\", \"sensitivity\", got 1"},
+        {"kind", "null", "JOB.kind: expected one of"},
+        {"precisions", NULL, "JOB.precisions: required when kind is \"sensitivity\""},
+        {"precisions", "[]", "JOB.precisions: expected at least one precision when kind is"},
+        {"precisions", "\"w8a8\"", "JOB.precisions: expected an array of strings"},
+        {"precisions", "[\"w8a8\", 8]", "JOB.precisions[1]: expected a non-empty string"},
+        {"precisions", "[\"w8a8\", \"w8a8x\"]", "JOB.precisions[1]: expected a precision such "
+                                               "as \"w8a8\""},
+        {"precisions", "[\"w9a8\"]", "got \"w9a8\""},
+        {"precisions", "[\"w8a16\"]", "JOB.precisions[0]: expected a precision"},
+        {"precisions", "[\"w16a32-x\"]", "JOB.precisions[0]: expected a non-empty string of at "
+                                         "most 7 bytes, got 8 bytes"},
+        {"precisions", "[\"w8a8\", \"w4a8\", \"w8a8\"]",
+         "JOB.precisions[2]: expected each precision once, got \"w8a8\" again (as at [0])"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        m = s_parse(s_sens_job);
+        if (cases[i].value)
+            s_set(m, cases[i].field, cases[i].value);
+        else
+            cJSON_DeleteItemFromObjectCaseSensitive(m, cases[i].field);
+        s_expect(m, BS_EPROTO, cases[i].needle);
+    }
+}
+
+/* RESULT.sensitivity: the rows' types and ranges, and "metrics or sensitivity" when ok. */
+BS_TEST(sensitivity_result)
+{
+    bs_err_t err;
+    int type = -1;
+    ASSERT_OK(s_decode_text(s_sens_result, &type, &err));
+    ASSERT_EQ(BS_MSG_RESULT, type);
+    cJSON *m = s_parse(s_sens_result); /* no rows (a model without weight layers) is valid */
+    s_set(cJSON_GetObjectItemCaseSensitive(m, "sensitivity"), "rows", "[]");
+    ASSERT_OK(s_check(m, NULL, &err));
+    m = s_parse(s_sens_result); /* a failed sensitivity job is an ordinary failed RESULT */
+    cJSON_DeleteItemFromObjectCaseSensitive(m, "sensitivity");
+    s_set(m, "ok", "false");
+    s_set(m, "error", "{\"code\":\"EDATA\",\"message\":\"no labels\"}");
+    ASSERT_OK(s_check(m, NULL, &err));
+
+    m = s_parse(s_sens_result);
+    cJSON_DeleteItemFromObjectCaseSensitive(m, "sensitivity");
+    s_expect(m, BS_EPROTO, "RESULT.metrics: required when ok is true (or RESULT.sensitivity");
+    m = s_parse(s_sens_result);
+    cJSON *good = s_sample(BS_MSG_RESULT);
+    cJSON_AddItemToObject(m, "metrics",
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(good, "metrics"), 1));
+    cJSON_Delete(good);
+    s_expect(m, BS_EPROTO, "RESULT.sensitivity: expected either metrics or sensitivity, got "
+                           "both");
+
+    struct {
+        int row; /* -1: the sensitivity object itself */
+        const char *field, *value, *needle;
+    } cases[] = {
+        {-1, "metric", NULL, "RESULT.sensitivity.metric: required field is missing"},
+        {-1, "metric", "\"top1_agreement_with_everything\"",
+         "RESULT.sensitivity.metric: expected a string of at most 23 bytes"},
+        {-1, "baseline", NULL, "RESULT.sensitivity.baseline: required field is missing"},
+        {-1, "baseline", "null", "RESULT.sensitivity.baseline: expected a number in [0, 1], "
+                                 "got null"},
+        {-1, "baseline", "1.5", "RESULT.sensitivity.baseline: expected a number in [0, 1], "
+                                "got 1.5"},
+        {-1, "baseline", "\"0.9\"", "got a string"},
+        {-1, "rows", NULL, "RESULT.sensitivity.rows: required field is missing"},
+        {-1, "rows", "{}", "RESULT.sensitivity.rows: expected an array, got an object"},
+        {-1, "rows", "[1]", "RESULT.sensitivity.rows[0]: expected an object, got 1"},
+        {-1, "simulated", NULL, "RESULT.sensitivity.simulated: required field is missing"},
+        {-1, "simulated", "0", "RESULT.sensitivity.simulated: expected true or false, got 0"},
+        {-1, "backend", "7", "RESULT.sensitivity.backend: expected a string"},
+        {1, "layer", NULL, "RESULT.sensitivity.rows[1].layer: required field is missing"},
+        {1, "layer", "\"\"", "RESULT.sensitivity.rows[1].layer: expected a non-empty string"},
+        {2, "precision", "8", "RESULT.sensitivity.rows[2].precision: expected a non-empty"},
+        {3, "value", NULL, "RESULT.sensitivity.rows[3].value: required field is missing"},
+        {3, "value", "1.01", "RESULT.sensitivity.rows[3].value: expected a number in [0, 1] or "
+                             "null, got 1.01"},
+        {3, "value", "-0.5", "got -0.5"},
+        {3, "value", "\"0.8\"", "RESULT.sensitivity.rows[3].value: expected a number"},
+        {0, "delta", NULL, "RESULT.sensitivity.rows[0].delta: required field is missing"},
+        {0, "delta", "-2", "RESULT.sensitivity.rows[0].delta: expected a number in [-1, 1] or "
+                           "null, got -2"},
+        {0, "delta", "true", "got true"},
+        {1, "error", "3", "RESULT.sensitivity.rows[1].error: expected a string"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        m = s_parse(s_sens_result);
+        cJSON *obj = cJSON_GetObjectItemCaseSensitive(m, "sensitivity");
+        if (cases[i].row >= 0)
+            obj = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(obj, "rows"),
+                                     cases[i].row);
+        ASSERT(obj != NULL);
+        if (cases[i].value)
+            s_set(obj, cases[i].field, cases[i].value);
+        else
+            cJSON_DeleteItemFromObjectCaseSensitive(obj, cases[i].field);
+        s_expect(m, BS_EPROTO, cases[i].needle);
+    }
 }
 
 BS_TEST(other_types_missing_fields)
@@ -1044,6 +1184,8 @@ BS_TEST(wire_tcp_oversized_json)
     X(unknown_keys_are_kept)                                                                     \
     X(job_missing_each_required_field)                                                           \
     X(result_missing_fields)                                                                     \
+    X(sensitivity_job)                                                                           \
+    X(sensitivity_result)                                                                        \
     X(other_types_missing_fields)                                                                \
     X(wrong_kinds)                                                                               \
     X(bad_sha256)                                                                                \

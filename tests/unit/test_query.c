@@ -3,7 +3,7 @@
  * then bs_query_main() run with each subcommand and format, its stdout and stderr captured in
  * files (dup2 over fds 1 and 2) and checked: table alignment markers and the simulated note,
  * CSV header and quoting, JSON that parses with the right rows, nulls and numbers, campaign
- * selection, and the exit codes of usage errors.
+ * selection, the sensitivity rows, and the exit codes of usage errors.
  */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -160,8 +160,18 @@ static const char *s_build(int two_campaigns)
     ASSERT_OK(bs_store_pareto_replace(st, camp, front, 2));
     ASSERT_OK(bs_store_progress_add(st, camp, 1, 1, NAN));
     ASSERT_OK(bs_store_progress_add(st, camp, 3, 2, 0.5));
+    /* Sensitivity: simulated rows from two agent names, one row unmeasured. */
+    bs_sens_row_t rows[] = {{"conv1", "w8a8", 0.905, -0.005, NULL},
+                            {"conv1", "w4a32", NAN, NAN, "EUNSUPPORTED: no, \"int4\""},
+                            {"fc", "w8a8", 0.91, 0, NULL}};
+    bs_sens_rec_t sr = {camp, "local-2", "top1", 0.91, 1, 3, rows};
+    ASSERT_OK(bs_store_sensitivity_add(st, &sr, &err));
+    sr.agent = "local-1";
+    ASSERT_OK(bs_store_sensitivity_add(st, &sr, &err));
     if (two_campaigns) {
         int64_t c2 = s_campaign(st, "c2");
+        bs_sens_rec_t sr2 = {c2, "orin", "top1_agreement", 1, 0, 1, rows};
+        ASSERT_OK(bs_store_sensitivity_add(st, &sr2, &err));
         bs_metrics_t m4 = s_measured(0.7, 1.0);
         int64_t e4 = s_eval(st, c2, agent, "conv1=w4a8,fc=w4a8", 1, &m4);
         ASSERT_OK(bs_store_pareto_replace(st, c2, &e4, 1));
@@ -352,6 +362,63 @@ BS_TEST(several_campaigns)
     ASSERT_STR_EQ("", s_out);
 }
 
+BS_TEST(sensitivity_formats)
+{
+    const char *db = s_build(0);
+    ASSERT_OK(s_query((const char *[]){"sensitivity", "--db", db, "--format", "csv", NULL}));
+    const char *want = "agent,layer,precision,metric,baseline,value,delta,simulated,error\n"
+                       "local-1,conv1,w8a8,top1,0.91,0.905,-0.005,1,\n"
+                       "local-1,conv1,w4a32,top1,0.91,,,1,\"EUNSUPPORTED: no, \"\"int4\"\"\"\n"
+                       "local-1,fc,w8a8,top1,0.91,0.91,0,1,\n"
+                       "local-2,conv1,w8a8,top1,0.91,0.905,-0.005,1,\n"
+                       "local-2,conv1,w4a32,top1,0.91,,,1,\"EUNSUPPORTED: no, \"\"int4\"\"\"\n"
+                       "local-2,fc,w8a8,top1,0.91,0.91,0,1,\n";
+    ASSERT_STR_EQ(want, s_out);
+    ASSERT_STR_EQ("", s_err);
+
+    ASSERT_OK(s_query((const char *[]){"sensitivity", "--db", db, NULL}));
+    ASSERT_EQ(1 + 6 + 1, s_lines(s_out)); /* header, rows, the simulated note */
+    ASSERT(strncmp(s_out, "agent    layer  precision  metric  baseline  value   delta", 58) ==
+           0);
+    ASSERT_CONTAINS(s_out, "note: rows marked simulated=1");
+    ASSERT_CONTAINS(s_out, "-0.005");
+
+    ASSERT_OK(s_query((const char *[]){"sensitivity", "--db", db, "--format", "json", NULL}));
+    cJSON *arr = s_json(6);
+    const cJSON *r0 = cJSON_GetArrayItem(arr, 0), *r1 = cJSON_GetArrayItem(arr, 1);
+    ASSERT_EQ(9, cJSON_GetArraySize(r0));
+    ASSERT_STR_EQ("local-1", s_str(r0, "agent"));
+    ASSERT_STR_EQ("conv1", s_str(r0, "layer"));
+    ASSERT_STR_EQ("w8a8", s_str(r0, "precision"));
+    ASSERT_DBL_NEAR(0.905, s_num(r0, "value"), 0);
+    ASSERT_DBL_NEAR(-0.005, s_num(r0, "delta"), 0);
+    ASSERT_DBL_NEAR(0.91, s_num(r0, "baseline"), 0);
+    ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r0, "error")));
+    ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r1, "value")));
+    ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r1, "delta")));
+    ASSERT_STR_EQ("EUNSUPPORTED: no, \"int4\"", s_str(r1, "error"));
+    cJSON_Delete(arr);
+}
+
+BS_TEST(sensitivity_campaigns)
+{
+    const char *db = s_build(1);
+    ASSERT_OK(s_query((const char *[]){"sensitivity", "--db", db, "--format", "csv", NULL}));
+    ASSERT(strncmp(s_out, "campaign,agent,layer,", 21) == 0);
+    ASSERT_EQ(1 + 7, s_lines(s_out));
+    ASSERT_CONTAINS(s_out, "\nc2,orin,conv1,w8a8,top1_agreement,1,0.905,-0.005,0,\n");
+    ASSERT_OK(s_query((const char *[]){"sensitivity", "--db", db, "--campaign", "c2", "--format",
+                                       "json", NULL}));
+    cJSON *arr = s_json(1);
+    ASSERT(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, 0), "campaign") == NULL);
+    ASSERT_EQ(0, s_num(cJSON_GetArrayItem(arr, 0), "simulated"));
+    cJSON_Delete(arr);
+    ASSERT_OK(s_query((const char *[]){"sensitivity", "--db", db, "--campaign", "c2", NULL}));
+    ASSERT(strstr(s_out, "note:") == NULL); /* measured rows only */
+    ASSERT_EQ(1, s_query((const char *[]){"sensitivity", "--db", db, "--campaign", "c3", NULL}));
+    ASSERT_CONTAINS(s_err, "no campaign named 'c3'");
+}
+
 BS_TEST(missing_database)
 {
     char db[512];
@@ -401,6 +468,8 @@ BS_TEST(usage_errors)
     X(pareto_order)                                                                               \
     X(campaigns_agents_progress)                                                                  \
     X(several_campaigns)                                                                          \
+    X(sensitivity_formats)                                                                        \
+    X(sensitivity_campaigns)                                                                      \
     X(missing_database)                                                                           \
     X(usage_errors)
 

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the results database: schema and migrations, campaign/agent/config/eval
  * records and their conflicts, NULL for unknown values, the walks, the user-facing views,
- * a concurrent reader, read-only opens and allocation failures.
+ * sensitivity rows (whole jobs, per agent name) and the migration that added them, a
+ * concurrent reader, read-only opens and allocation failures.
  *
  * Each test works in its own temporary directory (bs_test_tmpdir()) and checks the file with
  * the plain SQLite API where the point is what a user running sqlite3 would see.
@@ -679,7 +680,7 @@ BS_TEST(migrate_empty_file)
     bs_err_t err = {0};
     ASSERT_OK(bs_store_open(path, 0, &st, &err));
     ASSERT_EQ(BS_STORE_SCHEMA_VERSION, bs_store_schema_version(st));
-    ASSERT_EQ(7, s_scalar(bs_store_db(st), "SELECT count(*) FROM sqlite_schema WHERE type = "
+    ASSERT_EQ(8, s_scalar(bs_store_db(st), "SELECT count(*) FROM sqlite_schema WHERE type = "
                                            "'table'"));
     ASSERT_EQ(2, s_scalar(bs_store_db(st), "SELECT count(*) FROM sqlite_schema WHERE type = "
                                            "'view' AND name IN ('results', 'pareto')"));
@@ -717,12 +718,203 @@ static int s_scenario(const char *path)
     }
     rc = rc ? rc : bs_store_pareto_replace(st, camp, &eid, 1);
     rc = rc ? rc : bs_store_progress_add(st, camp, 1, 1, NAN);
+    bs_sens_row_t rows[] = {{"conv1", "w8a8", 0.5, 0.0, NULL}, {"fc", "w8a8", NAN, NAN, "x"}};
+    bs_sens_rec_t sr = {camp, "n", "top1", 0.5, 1, 2, rows};
+    rc = rc ? rc : bs_store_sensitivity_add(st, &sr, &err);
+    bs_sens_list_t l;
+    rc = rc ? rc : bs_store_sensitivity_load(st, camp, NULL, &l);
+    if (rc == 0 && l.n != 2)
+        rc = BS_EINVAL;
+    if (rc == 0)
+        bs_sens_list_free(&l);
     bs_store_close(&st);
     if (rc)
         return rc;
     rc = bs_store_open(path, 1, &st, &err);
     bs_store_close(&st);
     return rc;
+}
+
+/* The rows of the fixture's sensitivity job for agent `agent`. */
+static const bs_sens_row_t s_sens_rows[] = {
+    {"conv1", "w8a8", 0.905, -0.005, NULL},
+    {"conv1", "w4a32", NAN, 0.25, "EUNSUPPORTED: no int4 here"}, /* delta ignored: NULL */
+    {"fc", "w8a8", 0.91, 0.0, ""},
+    {"fc", "w4a32", 0.87, -0.04, NULL},
+};
+
+static int s_add_sens(bs_store_t *st, int64_t camp, const char *agent, bs_err_t *err)
+{
+    bs_sens_rec_t rec = {.campaign_id = camp,
+                         .agent = agent,
+                         .metric = "top1",
+                         .baseline = 0.91,
+                         .simulated = 1,
+                         .n_rows = 4,
+                         .rows = s_sens_rows};
+    return bs_store_sensitivity_add(st, &rec, err);
+}
+
+typedef struct s_sens_seen {
+    int n;
+    char agents[8][16];
+    char layers[8][16];
+} s_sens_seen_t;
+
+static int s_sens_cb(void *ud, const bs_sens_entry_t *e)
+{
+    s_sens_seen_t *seen = ud;
+    ASSERT(seen->n < 8);
+    snprintf(seen->agents[seen->n], 16, "%s", e->agent);
+    snprintf(seen->layers[seen->n], 16, "%s:%s", e->layer, e->precision);
+    seen->n++;
+    return 0;
+}
+
+static int s_sens_stop_cb(void *ud, const bs_sens_entry_t *e)
+{
+    (void)e;
+    ++*(int *)ud;
+    return 42;
+}
+
+BS_TEST(sensitivity_rows)
+{
+    int64_t camp = 0;
+    bs_store_t *st = s_fixture(&camp, NULL, NULL);
+    bs_err_t err = {0};
+    ASSERT_OK(s_add_sens(st, camp, "orin-2", &err));
+    ASSERT_OK(s_add_sens(st, camp, "orin-1", &err));
+
+    /* All agents: by agent name, then in the order reported. */
+    s_sens_seen_t seen = {0};
+    ASSERT_OK(bs_store_each_sensitivity(st, camp, NULL, s_sens_cb, &seen));
+    ASSERT_EQ(8, seen.n);
+    ASSERT_STR_EQ("orin-1", seen.agents[0]);
+    ASSERT_STR_EQ("orin-1", seen.agents[3]);
+    ASSERT_STR_EQ("orin-2", seen.agents[4]);
+    ASSERT_STR_EQ("conv1:w8a8", seen.layers[0]);
+    ASSERT_STR_EQ("conv1:w4a32", seen.layers[1]);
+    ASSERT_STR_EQ("fc:w4a32", seen.layers[7]);
+    /* One agent; an unknown agent or campaign has none. */
+    memset(&seen, 0, sizeof seen);
+    ASSERT_OK(bs_store_each_sensitivity(st, camp, "orin-2", s_sens_cb, &seen));
+    ASSERT_EQ(4, seen.n);
+    ASSERT_STR_EQ("orin-2", seen.agents[3]);
+    memset(&seen, 0, sizeof seen);
+    ASSERT_OK(bs_store_each_sensitivity(st, camp, "nobody", s_sens_cb, &seen));
+    ASSERT_OK(bs_store_each_sensitivity(st, camp + 1, NULL, s_sens_cb, &seen));
+    ASSERT_EQ(0, seen.n);
+    /* The callback stops the walk. */
+    int calls = 0;
+    ASSERT_EQ(42, bs_store_each_sensitivity(st, camp, NULL, s_sens_stop_cb, &calls));
+    ASSERT_EQ(1, calls);
+
+    /* The owned list, with unknowns as NAN / NULL. */
+    bs_sens_list_t l;
+    ASSERT_OK(bs_store_sensitivity_load(st, camp, "orin-1", &l));
+    ASSERT_EQ(4, l.n);
+    ASSERT_STR_EQ("orin-1", l.rows[0].agent);
+    ASSERT_STR_EQ("conv1", l.rows[0].layer);
+    ASSERT_STR_EQ("w8a8", l.rows[0].precision);
+    ASSERT_STR_EQ("top1", l.rows[0].metric);
+    ASSERT_DBL_NEAR(0.905, l.rows[0].value, 0);
+    ASSERT_DBL_NEAR(-0.005, l.rows[0].delta, 0);
+    ASSERT_DBL_NEAR(0.91, l.rows[0].baseline, 0);
+    ASSERT_EQ(1, l.rows[0].simulated);
+    ASSERT(l.rows[0].error == NULL);
+    ASSERT_EQ(24, strlen(l.rows[0].created_at));
+    ASSERT(isnan(l.rows[1].value));
+    ASSERT(isnan(l.rows[1].delta)); /* no delta without a value */
+    ASSERT_STR_EQ("EUNSUPPORTED: no int4 here", l.rows[1].error);
+    ASSERT(l.rows[2].error == NULL); /* "" is no error */
+    bs_sens_list_free(&l);
+    ASSERT_EQ(0, l.n);
+    bs_sens_list_free(&l);
+    bs_sens_list_free(NULL);
+
+    /* What sqlite3 users see. */
+    sqlite3 *db = bs_store_db(st);
+    ASSERT_EQ(8, s_scalar(db, "SELECT count(*) FROM sensitivity"));
+    ASSERT_EQ(2, s_scalar(db, "SELECT count(*) FROM sensitivity WHERE value IS NULL"));
+    ASSERT_EQ(2, s_scalar(db, "SELECT count(*) FROM sensitivity WHERE delta IS NULL"));
+    ASSERT_EQ(2, s_scalar(db, "SELECT count(*) FROM sensitivity WHERE error IS NOT NULL"));
+    ASSERT_EQ(8, s_scalar(db, "SELECT count(*) FROM sensitivity WHERE simulated = 1"));
+    bs_store_close(&st);
+}
+
+/* A second job for the same agent name, or a job with a pair twice, writes nothing. */
+BS_TEST(sensitivity_conflicts)
+{
+    int64_t camp = 0;
+    bs_store_t *st = s_fixture(&camp, NULL, NULL);
+    bs_err_t err = {0};
+    sqlite3 *db = bs_store_db(st);
+    ASSERT_OK(s_add_sens(st, camp, "orin-1", &err));
+    ASSERT_EQ(BS_EEXIST, s_add_sens(st, camp, "orin-1", &err));
+    ASSERT_CONTAINS(err.msg, "already has sensitivity rows for agent 'orin-1'");
+    ASSERT_EQ(4, s_scalar(db, "SELECT count(*) FROM sensitivity"));
+
+    bs_sens_row_t dup[] = {{"conv1", "w8a8", 0.9, 0.0, NULL}, {"fc", "w8a8", 0.9, 0.0, NULL},
+                           {"conv1", "w8a8", 0.8, -0.1, NULL}};
+    bs_sens_rec_t rec = {camp, "orin-2", "top1", 0.9, 0, 3, dup};
+    bs_err_clear(&err);
+    ASSERT_EQ(BS_EEXIST, bs_store_sensitivity_add(st, &rec, &err));
+    ASSERT_CONTAINS(err.msg, "sensitivity row 2 (conv1 at w8a8) is there twice");
+    ASSERT_EQ(4, s_scalar(db, "SELECT count(*) FROM sensitivity"));
+    ASSERT_EQ(1, sqlite3_get_autocommit(db)); /* the transaction was rolled back */
+
+    /* Bad arguments. */
+    bs_sens_rec_t bad = {camp, NULL, "top1", 0.9, 0, 0, NULL};
+    ASSERT_EQ(BS_EINVAL, bs_store_sensitivity_add(st, &bad, &err));
+    bs_sens_row_t noname[] = {{NULL, "w8a8", 0.9, 0.0, NULL}};
+    bs_sens_rec_t bad2 = {camp, "x", "top1", 0.9, 0, 1, noname};
+    ASSERT_EQ(BS_EINVAL, bs_store_sensitivity_add(st, &bad2, &err));
+    ASSERT_CONTAINS(err.msg, "row 0 has no layer");
+
+    /* Inside the caller's transaction: a savepoint, undone by the caller's rollback. */
+    ASSERT_OK(bs_store_begin(st));
+    ASSERT_OK(s_add_sens(st, camp, "orin-3", &err));
+    ASSERT_EQ(BS_EEXIST, s_add_sens(st, camp, "orin-3", &err));
+    ASSERT_EQ(0, sqlite3_get_autocommit(db)); /* still the caller's */
+    bs_store_rollback(st);
+    ASSERT_EQ(4, s_scalar(db, "SELECT count(*) FROM sensitivity"));
+    /* An empty job (a model without weight layers) stores nothing and succeeds. */
+    bs_sens_rec_t empty = {camp, "orin-4", "top1", 0.9, 0, 0, NULL};
+    ASSERT_OK(bs_store_sensitivity_add(st, &empty, &err));
+    bs_store_close(&st);
+}
+
+/* A version-1 database (no sensitivity table) is refused read-only, then upgraded in place by
+ * a writer, its rows intact. */
+BS_TEST(migrate_from_v1)
+{
+    int64_t camp = 0, agent = 0, cfg = 0;
+    bs_store_t *st = s_fixture(&camp, &agent, &cfg);
+    bs_metrics_t m = s_full_metrics(0.75);
+    s_add_eval(st, camp, cfg, agent, &m);
+    sqlite3 *db = bs_store_db(st);
+    /* Version 1 is version 2 without the sensitivity table. */
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db, "DROP TABLE sensitivity; PRAGMA user_version = 1",
+                                      NULL, NULL, NULL));
+    bs_store_close(&st);
+
+    bs_err_t err = {0};
+    const char *path = s_db_path("results.db");
+    ASSERT_EQ(BS_EDB, bs_store_open(path, 1, &st, &err));
+    ASSERT_CONTAINS(err.msg, "schema version 1 is older than this bitscout (2); open it once "
+                             "for writing (bitscout search) to upgrade it");
+    ASSERT_OK(bs_store_open(path, 0, &st, &err));
+    ASSERT_EQ(2, bs_store_schema_version(st));
+    db = bs_store_db(st);
+    ASSERT_EQ(1, s_scalar(db, "SELECT count(*) FROM evaluations"));
+    ASSERT_EQ(1, s_scalar(db, "SELECT count(*) FROM results WHERE accuracy = 0.75"));
+    ASSERT_EQ(0, s_scalar(db, "SELECT count(*) FROM sensitivity"));
+    ASSERT_OK(s_add_sens(st, camp, "orin-1", &err));
+    bs_store_close(&st);
+    ASSERT_OK(bs_store_open(path, 1, &st, &err));
+    ASSERT_EQ(4, s_scalar(bs_store_db(st), "SELECT count(*) FROM sensitivity"));
+    bs_store_close(&st);
 }
 
 BS_TEST(alloc_failures)
@@ -760,6 +952,9 @@ BS_TEST(alloc_failures)
     X(readonly_missing_file)                                                                      \
     X(readonly_refuses_unmigrated)                                                                \
     X(migrate_empty_file)                                                                         \
+    X(sensitivity_rows)                                                                           \
+    X(sensitivity_conflicts)                                                                      \
+    X(migrate_from_v1)                                                                            \
     X(alloc_failures)
 
 BS_TEST_MAIN(TESTS)
