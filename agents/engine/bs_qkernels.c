@@ -149,12 +149,12 @@ void bs__qim2row_ref(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad, uint8_
                             d[ow * ldr] = pad;
                         continue;
                     }
-                    const uint8_t *s = x + ((int64_t)c * g->H + ih) * g->W + iw0;
+                    const uint8_t *s = x + ((int64_t)c * g->H + ih) * g->W; /* the row */
                     int64_t ow = 0;
                     for (; ow < a; ow++)
                         d[ow * ldr] = pad;
                     for (; ow < b; ow++)
-                        d[ow * ldr] = s[ow * g->sw];
+                        d[ow * ldr] = s[ow * g->sw + iw0];
                     for (; ow < g->OW; ow++)
                         d[ow * ldr] = pad;
                 }
@@ -594,6 +594,10 @@ static void s_dw_channel(void *ctx, int c)
     char *yc = j->y + (int64_t)c * g->OH * g->OW * esz;
     int32_t off = j->e->off[c];
     float mult = j->e->mult[c];
+    if (j->k->dw) {
+        j->k->dw(g, xc, j->zx, wc, off, mult, j->e, yc);
+        return;
+    }
     uint32_t acc[S_DW_RUN];
     for (int oh = 0; oh < g->OH; oh++)
         for (int o0 = 0; o0 < g->OW; o0 += S_DW_RUN) {
@@ -614,14 +618,15 @@ static void s_dw_channel(void *ctx, int c)
                     b = b > o0 + len ? o0 + len : b;
                     if (wv == 0 || a >= b)
                         continue;
-                    const uint8_t *s = xr + iw0;
-                    uint32_t *ac = acc - o0;
+                    /* acc[i] is output o0 + i, reading input column (o0 + i) * sw + iw0
+                     * (indices, not pointers, since the first may lie before the row) */
+                    int64_t s0 = (int64_t)o0 * g->sw + iw0, i0 = a - o0, i1 = b - o0;
                     if (g->sw == 1)
-                        for (int64_t ow = a; ow < b; ow++)
-                            ac[ow] += (uint32_t)(((int32_t)s[ow] - j->zx) * wv);
+                        for (int64_t i = i0; i < i1; i++)
+                            acc[i] += (uint32_t)(((int32_t)xr[s0 + i] - j->zx) * wv);
                     else
-                        for (int64_t ow = a; ow < b; ow++)
-                            ac[ow] += (uint32_t)(((int32_t)s[ow * g->sw] - j->zx) * wv);
+                        for (int64_t i = i0; i < i1; i++)
+                            acc[i] += (uint32_t)(((int32_t)xr[s0 + i * g->sw] - j->zx) * wv);
                 }
             }
             j->k->run((const int32_t *)acc, len, off, mult, j->e,

@@ -28,7 +28,8 @@
  * the window reads padding); bs_quantize_u8 quantizes float activations first.
  *
  * Instruction sets: a portable C reference, AVX2 (vpmaddwd on sign-extended 16-bit values,
- * exact), AVX-VNNI (vpdpbusd), NEON; chosen once at first use from CPU features, forced by
+ * exact), AVX-VNNI (vpdpbusd on ymm), AVX512-VNNI (vpdpbusd on zmm), NEON (widening
+ * multiply-accumulate); chosen once at first use from CPU features, forced by
  * bs_qkernels_select (tests compare every available one with the reference, bit for bit).
  * Independent of bs_kernels_select.
  */
@@ -46,7 +47,7 @@
 /* Row length X must have for K codes. */
 #define BS_QK_PAD(K) (((int64_t)(K) + 3) / 4 * 4)
 
-/* "scalar", "avx2", "avxvnni", "neon", ...: what the dispatcher chose. */
+/* "scalar", "avx2", "avxvnni", "avx512vnni", "neon": what the dispatcher chose. */
 const char *bs_qkernels_isa(void);
 /* Forces one ("scalar" always works); BS_EUNSUPPORTED when this CPU or build lacks it. */
 int bs_qkernels_select(const char *isa);
@@ -70,20 +71,27 @@ typedef struct bs_qgemm_epi {
     int32_t zo, qlo, qhi; /* uint8 output: zero point and bounds, 0 <= qlo <= qhi <= 255 */
 } bs_qgemm_epi_t;
 
-/* Bytes bs_qgemm_pack writes for an N x K weight (64-byte aligned destination). */
+/* Bytes bs_qgemm_pack writes for an N x K weight, for the selected ISA (any alignment
+ * works; 64 bytes is best). */
 size_t bs_qgemm_packed_size(int N, int K);
-/* Repacks the 8-bit q into dst. Pack again after bs_qkernels_select. */
+/* Repacks the 8-bit q into dst (narrower widths work too: each code becomes a byte). Pack
+ * again after bs_qkernels_select. Like every reader of q here, it relies on the
+ * BS_QWEIGHT_TAIL zero bytes after q's last row. */
 void bs_qgemm_pack(const bs_qweight_t *q, void *dst);
 /* sum_k Wq[n, k] for each row n of q (any width), for the caller's off[]. */
 void bs_qweight_row_sums(const bs_qweight_t *q, int32_t *sums);
-/* Scratch bs_qgemm needs (from_rows: W given as rows, unpacked per tile). */
+/* Scratch bs_qgemm needs (from_rows: W given as rows, unpacked per tile); threads: the
+ * pool's size. Any alignment. */
 size_t bs_qgemm_scratch_size(int M, int N, int K, int threads, int from_rows);
-/* Y element (m, n) at Y + (m*sym + n*syn) elements (float or uint8 per e->out_u8). */
+/* Y element (m, n) at Y + (m*sym + n*syn) elements (float or uint8 per e->out_u8). Sums are
+ * exact and each element's epilogue is computed once, so Y is bitwise identical for any
+ * thread count and instruction set. Never allocates. */
 void bs_qgemm(int M, const uint8_t *X, int64_t ldx, const bs_qgemm_w_t *W,
               const bs_qgemm_epi_t *e, void *Y, int64_t sym, int64_t syn, void *scratch,
               bs_threadpool_t *pool);
 
-/* q[i] = clamp(rne(x[i] / scale) + zp, 0, 255), as ONNX QuantizeLinear to uint8 (NaN -> zp). */
+/* q[i] = clamp(rne(x[i] / scale) + zp, 0, 255), as ONNX QuantizeLinear to uint8 (NaN -> zp;
+ * zp in [0, 255]). */
 void bs_quantize_u8(const float *x, int64_t n, float scale, int32_t zp, uint8_t *q);
 
 /* im2row of uint8 planes x[C][H][W] (one image, one group): row m = oh*OW + ow holds, at

@@ -1,33 +1,45 @@
 /*
  * bs_qkernels_avx2.c - AVX2 integer kernels (x86-64); the only file compiled with -mavx2
  * (and no -mfma: nothing here may fuse a multiply with an add). Chosen at run time by
- * bs_qkernels.c when the CPU has AVX2 but no AVX-VNNI; its epilogue, quantization and
- * im2row are shared with the AVX-VNNI table (bs_qkernels_avxvnni.c).
+ * bs_qkernels.c when the CPU has AVX2 but no VNNI; everything but the micro-kernel (the
+ * epilogue, weight unpacking, quantization, im2row and depthwise) is shared with the
+ * AVX-VNNI and AVX512-VNNI tables, whose panels have the same layout.
  *
  * GEMM tile 3 x 16 over panels of 16 columns in groups of 4 k (kq = 4, bs_qkernels_impl.h):
  * per group of 4 k the 64 bytes of the panel are sign-extended to 16 bits (four vectors, each
  * 4 columns x 4 k), the 4 bytes of each X row zero-extended and broadcast to every 64-bit
- * lane, and vpmaddwd sums the products in pairs into 32-bit lanes (exact: u8 x s8 products
- * fit 16 bits signed... as 32-bit results, and pairs of them cannot overflow). Each column
- * thus has two lanes (k0 + k1, k2 + k3); the 12 accumulators are folded with vphaddd only
- * when the tile is stored.
+ * lane, and vpmaddwd sums the products in pairs into 32-bit lanes (exact: a u8 x s8 product
+ * fits 16 bits, the sum of two fits 32). Each column thus has two lanes (k0 + k1, k2 + k3);
+ * the 12 accumulators are folded with vphaddd only when the tile is stored.
  *
- * Epilogue: 8 columns (row-major Y) or 8 rows (plane Y, sym == 1: an 8 x 8 transpose of the
- * int32 sums first) per vector: vcvtdq2ps, vmulps, then vmaxps / vminps in the operand order
- * that makes them agree with the C comparisons of bs__qepi_f32 / bs__qepi_u8, and vcvtps2dq
- * (round half to even under the default MXCSR) for uint8. Other strides go through a
- * vector of results stored one by one.
+ * Epilogue: 8 columns per vector: vcvtdq2ps, vmulps, then vmaxps / vminps in the operand
+ * order that makes them agree with the C comparisons of bs__qepi_f32 / bs__qepi_u8, and
+ * vcvtps2dq (round half to even under the default MXCSR) for uint8. Row-major Y stores the
+ * vectors; plane Y (sym == 1) takes 8 rows at a time and stores each column's 8 rows as one
+ * run: uint8 results are packed to bytes and regrouped with one pshufb and one unpack,
+ * float results go through an 8 x 8 transpose. Other strides store lane by lane.
+ *
+ * Weight unpacking (rows of 8, 4 or 2 bits into panel tiles): 32 codes of a row per vector
+ * (nibbles and 2-bit fields sign-extended through pshufb tables), then an 8 x 8 transpose of
+ * 32-bit words puts 8 rows' groups of 4 codes side by side.
  *
  * Quantization: 32 floats per step, divided (not multiplied by a reciprocal), NaN lanes
  * zeroed, clamped, converted and packed with unsigned saturation.
  *
- * im2row: the window matrix is built in 16 x 16 byte blocks (16 taps k by 16 outputs ow of
- * one output row): each tap's 16 bytes are one load from the input row (stride 1) or the
- * even bytes of a 32-byte load (stride 2), shifted with pshufb and blended with the padding
- * value at the borders; the block is then transposed with four rounds of unpacks and stored
- * as 16-byte pieces of 16 rows. Taps whose load would leave the input buffer, and strides
- * above 2, fill their 16 bytes one at a time. A 1x1 convolution with stride 1 and no padding
- * is one long output row (the transposition of the input planes).
+ * im2row: the window matrix is built in blocks of 16 taps k by 32 outputs ow of one output
+ * row: each tap's 32 bytes are one load from the input (stride 1) or the even bytes of a
+ * 64-byte load (stride 2) starting at the first output's input byte, the lanes that read
+ * padding blended with the padding value; the block is transposed with four rounds of
+ * unpacks (two 16 x 16 byte transposes, one per 128-bit lane) and stored as 16-byte pieces
+ * of 32 rows. Taps are described 64 at a time, once for every output row. Loads that would
+ * leave the input buffer fill their lanes one at a time; strides above 2 use the portable
+ * im2row. A 1x1 convolution with stride 1 and no padding is one long output row (the
+ * transposition of the input planes).
+ *
+ * Depthwise: each channel's plane is copied with its padding (the zero point) into a buffer
+ * on the stack when it fits, so that every tap of 16 outputs is one load, a 16-bit multiply
+ * ((x - zx) * w fits 16 bits) and two widening adds into int32; larger planes mask the
+ * lanes that read padding instead.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -488,27 +500,29 @@ S_INLINE void s_transpose16x2(__m256i c[16])
 #undef S_U64
 }
 
-/* One tap of an output row: the input byte of output 0 (an offset into x, possibly
- * negative or past the row: only outputs in [A, B) read inside it; A = B = 0 when the tap
- * reads a padding row). */
+/* One tap (c, kh, kw): the input byte of output (0, 0) (an offset into x, possibly negative
+ * or past the row: only outputs ow in [A, B) read inside the row, and only output rows whose
+ * input row oh * sh + ihb lies in [0, H)). */
 typedef struct s_tap {
     int64_t at0;
+    int64_t ihb;
     int64_t A, B;
 } s_tap_t;
 
-/* The tap's 32 outputs ow0 .. ow0 + wb - 1 (lanes past wb: anything), for stride SW (1 or 2,
- * a constant after inlining). The load starts at output ow0's input byte even when that is
- * padding (the lanes outside [a, b) are then replaced with the padding value); only a load
- * that would leave the input buffer (xlen bytes at x) goes one lane at a time. */
-S_INLINE __m256i s_tap32(int SW, const s_tap_t *t, int ow0, int wb, __m256i vpad,
-                         const uint8_t *x, int64_t xlen)
+/* The tap's 32 outputs ow0 .. ow0 + wb - 1 of output row oh (ohs = oh * sh, oshift =
+ * ohs * W) (lanes past wb: anything), for stride SW (1 or 2, a constant after inlining). The
+ * load starts at output ow0's input byte even when that is padding (the lanes outside
+ * [a, b) are then replaced with the padding value); only a load that would leave the input
+ * buffer (xlen bytes at x) goes one lane at a time. */
+S_INLINE __m256i s_tap32(int SW, const s_tap_t *t, int64_t ohs, int64_t oshift, int H, int ow0,
+                         int wb, __m256i vpad, const uint8_t *x, int64_t xlen)
 {
-    int64_t a = t->A - ow0, b = t->B - ow0;
+    int64_t a = t->A - ow0, b = t->B - ow0, ih = ohs + t->ihb;
     a = a < 0 ? 0 : a;
     b = b > wb ? wb : b;
-    if (a >= b)
+    if (a >= b || ih < 0 || ih >= H)
         return vpad;
-    int64_t at = t->at0 + (int64_t)ow0 * SW;
+    int64_t at = t->at0 + oshift + (int64_t)ow0 * SW;
     __m256i v;
     if (at < 0 || at + 32 * SW > xlen) {
         uint8_t tmp[32];
@@ -536,64 +550,75 @@ S_INLINE __m256i s_tap32(int SW, const s_tap_t *t, int ow0, int wb, __m256i vpad
     return _mm256_blendv_epi8(v, vpad, out);
 }
 
+/* Taps are described S_KCH at a time (a whole cache line of every row), then every output
+ * row takes them in blocks of 16. */
+enum { S_KCH = 64 };
+
 S_INLINE void s_im2row_sw(int SW, const bs_conv2d_t *g, const uint8_t *x, uint8_t pad,
                           uint8_t *rows, int64_t ldr)
 {
-    int K = g->C * g->KH * g->KW, KW = g->KW, KH = g->KH;
+    int K = g->C * g->KH * g->KW, KW = g->KW, KH = g->KH, H = g->H, OW = g->OW;
     int64_t xlen = (int64_t)g->C * g->H * g->W;
     int64_t kdone = (K + 15) / 16 * 16; /* bytes the blocks write per row (then zero to ldr) */
     kdone = kdone > ldr ? ldr : kdone;
     __m256i vpad = _mm256_set1_epi8((char)pad);
-    for (int oh = 0; oh < g->OH; oh++) {
-        uint8_t *r0 = rows + (int64_t)oh * g->OW * ldr;
-        int c = 0, kh = 0, kw = 0; /* the tap of k0 */
-        for (int k0 = 0; k0 < K; k0 += 16) {
-            int kb = K - k0 < 16 ? K - k0 : 16;
-            s_tap_t taps[16];
-            for (int t = 0; t < kb; t++) {
-                s_tap_t *tp = &taps[t];
-                int64_t ih = (int64_t)oh * g->sh + (int64_t)kh * g->dh - g->pt;
-                int64_t iw0 = (int64_t)kw * g->dw - g->pl;
-                tp->at0 = ((int64_t)c * g->H + ih) * g->W + iw0;
-                /* outputs whose column ow * SW + iw0 lies in [0, W) */
-                tp->A = iw0 >= 0 ? 0 : (-iw0 + SW - 1) / SW;
-                tp->B = g->W - 1 - iw0 < 0 ? 0 : (g->W - 1 - iw0) / SW + 1;
-                if (ih < 0 || ih >= g->H)
-                    tp->A = tp->B = 0;
-                if (++kw == KW) {
-                    kw = 0;
-                    if (++kh == KH)
-                        kh = 0, c++;
-                }
+    int c = 0, kh = 0, kw = 0; /* the tap of kc0 */
+    for (int kc0 = 0; kc0 < K; kc0 += S_KCH) {
+        int kn = K - kc0 < S_KCH ? K - kc0 : S_KCH;
+        s_tap_t taps[S_KCH];
+        for (int t = 0; t < kn; t++) {
+            s_tap_t *tp = &taps[t];
+            int64_t iw0 = (int64_t)kw * g->dw - g->pl;
+            tp->ihb = (int64_t)kh * g->dh - g->pt;
+            tp->at0 = ((int64_t)c * g->H + tp->ihb) * g->W + iw0;
+            /* outputs whose column ow * SW + iw0 lies in [0, W) */
+            tp->A = iw0 >= 0 ? 0 : (-iw0 + SW - 1) / SW;
+            tp->B = g->W - 1 - iw0 < 0 ? 0 : (g->W - 1 - iw0) / SW + 1;
+            if (++kw == KW) {
+                kw = 0;
+                if (++kh == KH)
+                    kh = 0, c++;
             }
-            int nbytes = ldr - k0 < 16 ? (int)(ldr - k0) : 16;
-            for (int ow0 = 0; ow0 < g->OW; ow0 += 32) {
-                int wb = g->OW - ow0 < 32 ? g->OW - ow0 : 32;
-                __m256i blk[16];
-                for (int t = 0; t < 16; t++)
-                    blk[t] = t < kb ? s_tap32(SW, &taps[t], ow0, wb, vpad, x, xlen)
-                                    : _mm256_setzero_si256();
-                s_transpose16x2(blk);
-                uint8_t *d = r0 + (int64_t)ow0 * ldr + k0;
-                int w0 = wb < 16 ? wb : 16; /* outputs in lane 0, then lane 1 */
-                if (nbytes == 16) {
-                    for (int o = 0; o < w0; o++)
-                        _mm_storeu_si128((__m128i *)(d + o * ldr), _mm256_castsi256_si128(blk[o]));
-                    for (int o = 16; o < wb; o++)
-                        _mm_storeu_si128((__m128i *)(d + o * ldr),
-                                         _mm256_extracti128_si256(blk[o - 16], 1));
-                } else {
-                    for (int o = 0; o < wb; o++) {
-                        uint8_t t[32];
-                        _mm256_storeu_si256((__m256i *)t, blk[o % 16]);
-                        memcpy(d + o * ldr, t + (o < 16 ? 0 : 16), (size_t)nbytes);
+        }
+        for (int oh = 0; oh < g->OH; oh++) {
+            int64_t ohs = (int64_t)oh * g->sh, oshift = ohs * g->W;
+            uint8_t *r0 = rows + (int64_t)oh * OW * ldr;
+            for (int kb0 = 0; kb0 < kn; kb0 += 16) {
+                int k0 = kc0 + kb0, kb = kn - kb0 < 16 ? kn - kb0 : 16;
+                const s_tap_t *tb = taps + kb0;
+                int nbytes = ldr - k0 < 16 ? (int)(ldr - k0) : 16;
+                for (int ow0 = 0; ow0 < OW; ow0 += 32) {
+                    int wb = OW - ow0 < 32 ? OW - ow0 : 32;
+                    __m256i blk[16];
+                    for (int t = 0; t < 16; t++)
+                        blk[t] = t < kb ? s_tap32(SW, tb + t, ohs, oshift, H, ow0, wb, vpad, x,
+                                                  xlen)
+                                        : _mm256_setzero_si256();
+                    s_transpose16x2(blk);
+                    uint8_t *d = r0 + (int64_t)ow0 * ldr + k0;
+                    int w0 = wb < 16 ? wb : 16; /* outputs in lane 0, then lane 1 */
+                    if (nbytes == 16) {
+                        for (int o = 0; o < w0; o++)
+                            _mm_storeu_si128((__m128i *)(d + o * ldr),
+                                             _mm256_castsi256_si128(blk[o]));
+                        for (int o = 16; o < wb; o++)
+                            _mm_storeu_si128((__m128i *)(d + o * ldr),
+                                             _mm256_extracti128_si256(blk[o - 16], 1));
+                    } else {
+                        for (int o = 0; o < wb; o++) {
+                            uint8_t t[32];
+                            _mm256_storeu_si256((__m256i *)t, blk[o % 16]);
+                            memcpy(d + o * ldr, t + (o < 16 ? 0 : 16), (size_t)nbytes);
+                        }
                     }
                 }
             }
         }
-        if (ldr > kdone)
-            for (int ow = 0; ow < g->OW; ow++)
-                memset(r0 + (int64_t)ow * ldr + kdone, 0, (size_t)(ldr - kdone));
+    }
+    if (ldr > kdone) {
+        int64_t P = (int64_t)g->OH * OW;
+        for (int64_t m = 0; m < P; m++)
+            memset(rows + m * ldr + kdone, 0, (size_t)(ldr - kdone));
     }
 }
 
@@ -614,6 +639,131 @@ void bs__qim2row_avx2(const bs_conv2d_t *g0, const uint8_t *x, uint8_t pad, uint
         bs__qim2row_ref(g0, x, pad, rows, ldr);
 }
 
+/* ---- depthwise ------------------------------------------------------------------------ */
+
+/* 16 outputs ow0 .. ow0 + wb - 1 of one tap, as x - zx in 16-bit lanes, 0 where the tap
+ * reads padding: input row `row` of a plane of `plane` bytes at xc, input column s0 for
+ * output ow0. One load (stride 1 or 2) starting at output ow0's input byte, even when that is
+ * padding (such lanes are then masked by comparing their columns with [0, W)), as long as it
+ * stays inside the plane; else one lane at a time. */
+S_INLINE __m256i s_dw_tap16(const uint8_t *xc, int64_t plane, const uint8_t *row, int64_t s0,
+                            int sw, int W, int wb, __m256i vz)
+{
+    int64_t at = (row - xc) + s0;
+    int inside = s0 >= 0 && s0 + (int64_t)(wb - 1) * sw < W;
+    __m128i xv;
+    if ((sw == 1 || sw == 2) && at >= 0 && at + 16 * sw <= plane && W < 16384) {
+        if (sw == 1) {
+            xv = _mm_loadu_si128((const __m128i *)(xc + at));
+        } else {
+            __m128i m = _mm_set1_epi16(0x00FF);
+            __m128i l = _mm_and_si128(_mm_loadu_si128((const __m128i *)(xc + at)), m);
+            __m128i h = _mm_and_si128(_mm_loadu_si128((const __m128i *)(xc + at + 16)), m);
+            xv = _mm_packus_epi16(l, h);
+        }
+        __m256i d = _mm256_sub_epi16(_mm256_cvtepu8_epi16(xv), vz);
+        if (inside)
+            return d;
+        const __m256i lane = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                                               15);
+        __m256i col = _mm256_add_epi16(_mm256_set1_epi16((int16_t)s0),
+                                       _mm256_mullo_epi16(lane, _mm256_set1_epi16((int16_t)sw)));
+        __m256i last = _mm256_set1_epi16((int16_t)(W - 1));
+        __m256i out = _mm256_or_si256(_mm256_cmpgt_epi16(_mm256_setzero_si256(), col),
+                                      _mm256_cmpgt_epi16(col, last));
+        return _mm256_andnot_si256(out, d);
+    }
+    int16_t t[16] = {0};
+    int16_t z = (int16_t)_mm256_extract_epi16(vz, 0);
+    for (int o = 0; o < wb; o++) {
+        int64_t c = s0 + (int64_t)o * sw;
+        if (c >= 0 && c < W)
+            t[o] = (int16_t)(row[c] - z);
+    }
+    return _mm256_loadu_si256((const __m256i *)t);
+}
+
+/* (x - zx) * w of 16 outputs of one tap, added to the int32 sums a0 (outputs 0-7), a1. */
+S_INLINE void s_dw_mac(__m256i d, int16_t wv, __m256i *a0, __m256i *a1)
+{
+    __m256i p = _mm256_mullo_epi16(d, _mm256_set1_epi16(wv));
+    *a0 = _mm256_add_epi32(*a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));
+    *a1 = _mm256_add_epi32(*a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
+}
+
+/* The padded copy of a plane: Hb rows of Wb bytes, the input at rows [pt, pt + H), columns
+ * [pl, pl + W), zx around it. */
+enum { S_DW_PAD = 32768 };
+
+/* One channel, 16 outputs of a row at a time, summed over every tap in two int32 vectors:
+ * (x - zx) * w fits 16 bits (|x - zx| <= 255, |w| <= 128), so each tap is one vpmullw and
+ * two widening adds. The epilogue is applied on the registers. When the plane with its
+ * padding (and room for the loads of the last block) fits S_DW_PAD bytes (stride 1 or 2),
+ * it is first copied into such a buffer, padded with zx, so that every tap is one plain
+ * load; otherwise each tap masks the lanes that read padding (s_dw_tap16). */
+void bs__qdw_avx2(const bs_conv2d_t *g, const uint8_t *xc, int32_t zx, const int8_t *wc,
+                  int32_t off, float mult, const bs_qgemm_epi_t *e, void *yc)
+{
+    s_epc_t c = s_epc(e);
+    const int H = g->H, W = g->W, KH = g->KH, KW = g->KW, OH = g->OH, OW = g->OW;
+    const int sh = g->sh, sw = g->sw, dh = g->dh, dw = g->dw, pt = g->pt, pl = g->pl;
+    int64_t esz = e->out_u8 ? 1 : (int64_t)sizeof(float), plane = (int64_t)H * W;
+    __m256i vo = _mm256_set1_epi32(off), vz = _mm256_set1_epi16((int16_t)zx);
+    __m256 vm = _mm256_set1_ps(mult);
+    char *y = yc;
+    /* padded copy: every load of the last block of a row stays inside its row */
+    int64_t Wb = ((int64_t)OW + 16) * sw + (int64_t)(KW - 1) * dw + 16;
+    int64_t Hb = (int64_t)(OH - 1) * sh + (int64_t)(KH - 1) * dh + 1;
+    int padded = (sw == 1 || sw == 2) && Wb * Hb <= S_DW_PAD && (int64_t)pl + W <= Wb &&
+                 pt >= 0 && pl >= 0;
+    uint8_t buf[S_DW_PAD];
+    if (padded) {
+        memset(buf, zx, (size_t)(Wb * Hb));
+        for (int ih = 0; ih < H; ih++)
+            if (ih + pt < Hb)
+                memcpy(buf + (ih + pt) * Wb + pl, xc + (int64_t)ih * W, (size_t)W);
+    }
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow0 = 0; ow0 < OW; ow0 += 16) {
+            int wb = OW - ow0 < 16 ? OW - ow0 : 16;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+            for (int kh = 0; kh < KH; kh++) {
+                const int8_t *wr = wc + kh * KW;
+                if (padded) {
+                    const uint8_t *b = buf + ((int64_t)oh * sh + (int64_t)kh * dh) * Wb +
+                                       (int64_t)ow0 * sw;
+                    for (int kw = 0; kw < KW; kw++) {
+                        const uint8_t *p = b + (int64_t)kw * dw;
+                        __m128i xv;
+                        if (sw == 1) {
+                            xv = _mm_loadu_si128((const __m128i *)p);
+                        } else {
+                            __m128i m = _mm_set1_epi16(0x00FF);
+                            xv = _mm_packus_epi16(
+                                _mm_and_si128(_mm_loadu_si128((const __m128i *)p), m),
+                                _mm_and_si128(_mm_loadu_si128((const __m128i *)(p + 16)), m));
+                        }
+                        s_dw_mac(_mm256_sub_epi16(_mm256_cvtepu8_epi16(xv), vz), wr[kw], &a0,
+                                 &a1);
+                    }
+                    continue;
+                }
+                int64_t ih = (int64_t)oh * sh + (int64_t)kh * dh - pt;
+                if (ih < 0 || ih >= H)
+                    continue;
+                const uint8_t *row = xc + ih * W;
+                for (int kw = 0; kw < KW; kw++) {
+                    int64_t s0 = (int64_t)ow0 * sw + (int64_t)kw * dw - pl;
+                    s_dw_mac(s_dw_tap16(xc, plane, row, s0, sw, W, wb, vz), wr[kw], &a0, &a1);
+                }
+            }
+            char *yo = y + ((int64_t)oh * OW + ow0) * esz;
+            s_store_run(yo, s_value(a0, vo, vm), wb < 8 ? wb : 8, &c);
+            if (wb > 8)
+                s_store_run(yo + 8 * esz, s_value(a1, vo, vm), wb - 8, &c);
+        }
+}
+
 const bs__qkernels_t bs__qkernels_avx2 = {
     .name = "avx2",
     .nr = A_NR,
@@ -625,4 +775,5 @@ const bs__qkernels_t bs__qkernels_avx2 = {
     .unpack = bs__qunpack_avx2,
     .quantize = bs__qquant_avx2,
     .im2row = bs__qim2row_avx2,
+    .dw = bs__qdw_avx2,
 };

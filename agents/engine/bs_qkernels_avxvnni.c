@@ -89,4 +89,5 @@ const bs__qkernels_t bs__qkernels_avxvnni = {
     .unpack = bs__qunpack_avx2,
     .quantize = bs__qquant_avx2,
     .im2row = bs__qim2row_avx2,
+    .dw = bs__qdw_avx2,
 };

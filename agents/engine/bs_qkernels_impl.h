@@ -53,6 +53,11 @@ typedef void (*bs__qrun_fn)(const int32_t *acc, int len, int32_t off, float mult
 typedef int (*bs__qunpack_fn)(const bs_qweight_t *q, int n0, int nv, int k0, int kl,
                               int8_t *dst);
 typedef void (*bs__qquant_fn)(const float *x, int64_t n, float scale, int32_t zp, uint8_t *q);
+/* Optional: one channel of bs_qconv_depthwise: plane xc (H x W), filter wc (KH x KW), the
+ * channel's off and mult, output plane yc (float or uint8 per e->out_u8). */
+typedef void (*bs__qdw_fn)(const bs_conv2d_t *g, const uint8_t *xc, int32_t zx,
+                           const int8_t *wc, int32_t off, float mult, const bs_qgemm_epi_t *e,
+                           void *yc);
 typedef void (*bs__qim2row_fn)(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad,
                                uint8_t *rows, int64_t ldr);
 
@@ -67,6 +72,7 @@ typedef struct bs__qkernels {
     bs__qunpack_fn unpack;  /* may be NULL */
     bs__qquant_fn quantize; /* bs_quantize_u8 */
     bs__qim2row_fn im2row;  /* bs_im2row_u8 */
+    bs__qdw_fn dw;          /* may be NULL: the portable depthwise channel */
 } bs__qkernels_t;
 
 #define BS__QNR_MAX 32
@@ -87,6 +93,8 @@ void bs__qquant_avx2(const float *x, int64_t n, float scale, int32_t zp, uint8_t
 int bs__qunpack_avx2(const bs_qweight_t *q, int n0, int nv, int k0, int kl, int8_t *dst);
 void bs__qim2row_avx2(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad, uint8_t *rows,
                       int64_t ldr);
+void bs__qdw_avx2(const bs_conv2d_t *g, const uint8_t *xc, int32_t zx, const int8_t *wc,
+                  int32_t off, float mult, const bs_qgemm_epi_t *e, void *yc);
 
 /* ---- the epilogue, one element (the reference every table reproduces) ---------------- */
 
