@@ -1130,7 +1130,8 @@ static void s_plan_u8(bs_graph_t *g)
             if (pn->dead || pn->n_out < 1 || pn->out[0] != cur)
                 break;
             if (pn->weight_layer && pn->prec.a == 8 && pn->prec.w <= 8) {
-                ok = pn->n_out == 1;
+                /* ConvTranspose sums its window matrix in float: it cannot write uint8 */
+                ok = pn->n_out == 1 && strcmp(pn->op_type, "ConvTranspose") != 0;
                 break;
             }
             int pool = !strcmp(pn->op_type, "MaxPool") &&

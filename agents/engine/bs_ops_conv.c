@@ -758,8 +758,139 @@ static int s_convt_infer(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
     return 0;
 }
 
+/* ConvTranspose at a quantized precision: the GEMM rows are (output channel, kernel tap) of
+ * Cg inputs each, all the taps of one output channel sharing its scale (bs__qw_spec_t
+ * rows_per_scale), reordered from W [C][Mg][taps] into T[oc][tap][c] first. Integer layers
+ * quantize the input planes (or read uint8 ones) and transpose them to rows (a 1x1 im2row);
+ * the product is the float window matrix either way, then col2im, bias and act as in fp32. */
+static int s_qconvt_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
+{
+    s_geom_t o;
+    bs_tensor_t *w;
+    int rc = s_convt_geom(g, n, &o, &w, err);
+    if (rc)
+        return rc;
+    s_conv_release(n);
+    if (w->kind != BS_TENSOR_CONST || !w->data)
+        return bs_node_err(err, n, BS_EINVAL, "a quantized precision needs a constant weight");
+    s_conv_t *st = bs_calloc(1, sizeof *st);
+    if (!st || !(st->qw = bs_calloc(1, sizeof *st->qw))) {
+        bs_free(st);
+        return bs_node_err(err, n, BS_ENOMEM, "out of memory");
+    }
+    n->state = st;
+    st->g = o;
+    st->const_w = 1;
+    st->gM = (int)o.Pin;
+    st->gN = (int)(o.Mg * o.Kprod);
+    st->gK = (int)o.Cg;
+    int64_t rows = o.M * o.Kprod;
+    float *T = bs_malloc(sizeof(float) * (size_t)(rows * o.Cg));
+    if (!T)
+        return bs_node_err(err, n, BS_ENOMEM, "out of memory");
+    const float *W = w->data;
+    for (int64_t oc = 0; oc < o.M; oc++) {
+        int64_t grp = oc / o.Mg, ocl = oc % o.Mg;
+        for (int64_t k = 0; k < o.Kprod; k++)
+            for (int64_t c = 0; c < o.Cg; c++)
+                T[(oc * o.Kprod + k) * o.Cg + c] =
+                    W[((grp * o.Cg + c) * o.Mg + ocl) * o.Kprod + k];
+    }
+    bs__qw_spec_t sp = {.W = T, .sn = o.Cg, .sk = 1, .N = (int)rows, .K = (int)o.Cg,
+                        .G = (int)o.G, .alpha = 1.0f, .rows_per_scale = (int)o.Kprod};
+    rc = bs__qw_prepare(g, n, &sp, st->qw, err);
+    bs_free(T);
+    if (rc)
+        return rc;
+    n->weight_packed = 1;
+    n->packed_bytes = st->qw->held;
+    const bs_tensor_t *x = bs_node_input(g, n, 0);
+    size_t off = 0;
+    st->off_xq = off;
+    if (st->qw->int8 && !x->quantized)
+        off += bs__align64((size_t)(o.C * o.Pin));
+    else if (!st->qw->int8 && n->prec.a == 8)
+        off += bs__align64((size_t)(o.C * o.Pin) * sizeof(float));
+    st->off_w = off;
+    if (st->qw->int8)
+        off += bs__align64((size_t)o.Pin * (size_t)BS_QK_PAD(st->gK));
+    st->off_col = off;
+    off += bs__align64((size_t)st->gN * (size_t)st->gM * sizeof(float));
+    st->off_gemm = off;
+    off += bs__align64(bs__qw_gemm_scratch(st->qw, st->gM, bs__threads(g)));
+    n->scratch = off;
+    return 0;
+}
+
+static void s_col2im3d(const s_geom_t *o, const float *col, float *y);
+
+static int s_qconvt_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
+{
+    const s_conv_t *st = n->state;
+    const s_geom_t *o = &st->g;
+    const bs__qw_t *q = st->qw;
+    const bs_tensor_t *xt = bs_node_input(g, n, 0), *bt = bs_node_input(g, n, 2);
+    const float *b = bt ? bt->data : NULL;
+    float *y = bs_node_output(g, n, 0)->data;
+    char *scratch = ctx->scratch;
+    float *col = (float *)(scratch + st->off_col);
+    void *gs = scratch + st->off_gemm;
+    int64_t cpin = o->C * o->Pin;
+    memset(y, 0, (size_t)(o->N * o->M * o->Pout) * sizeof(float));
+    for (int64_t img = 0; img < o->N; img++) {
+        const uint8_t *xq = NULL;
+        const float *xf = NULL;
+        if (q->int8 && xt->quantized) {
+            xq = (const uint8_t *)xt->data + img * cpin;
+        } else if (q->int8) {
+            bs_quantize_u8((const float *)xt->data + img * cpin, cpin, q->in.scale,
+                           q->in.zero_point, (uint8_t *)(scratch + st->off_xq));
+            xq = (const uint8_t *)(scratch + st->off_xq);
+        } else if (n->prec.a == 8) {
+            bs__qw_qdq(q, (const float *)xt->data + img * cpin, cpin,
+                       (float *)(scratch + st->off_xq));
+            xf = (const float *)(scratch + st->off_xq);
+        } else {
+            xf = (const float *)xt->data + img * cpin;
+        }
+        for (int64_t grp = 0; grp < o->G; grp++) {
+            float *yg = y + (img * o->M + grp * o->Mg) * o->Pout;
+            if (xq) {
+                /* the input planes as rows of Cg channels: a 1x1 window */
+                bs_conv2d_t cv = {.C = (int)o->Cg, .H = 1, .W = (int)o->Pin, .KH = 1, .KW = 1,
+                                  .OH = 1, .OW = (int)o->Pin, .sh = 1, .sw = 1, .dh = 1,
+                                  .dw = 1};
+                uint8_t *rows = (uint8_t *)(scratch + st->off_w);
+                int64_t ldr = BS_QK_PAD(st->gK);
+                bs_im2row_u8(&cv, xq + grp * o->Cg * o->Pin, (uint8_t)q->in.zero_point, rows,
+                             ldr);
+                bs__qw_gemm_q(q, (int)grp, st->gM, rows, ldr, col, 1, o->Pin, gs, ctx->pool);
+            } else {
+                bs__qw_gemm_f(q, (int)grp, st->gM, xf + grp * o->Cg * o->Pin, 1, o->Pin, col, 1,
+                              o->Pin, BS_KACT_NONE, 0.0f, 0.0f, gs, ctx->pool);
+            }
+            s_col2im3d(o, col, yg);
+        }
+    }
+    for (int64_t img = 0; (b || n->act != BS_ACT_NONE) && img < o->N; img++)
+        for (int64_t oc = 0; oc < o->M; oc++) {
+            float *yc = y + (img * o->M + oc) * o->Pout, bv = b ? b[oc] : 0.0f;
+            for (int64_t p = 0; p < o->Pout; p++) {
+                float v = yc[p] + bv;
+                if (n->act == BS_ACT_RELU)
+                    v = v > 0.0f ? v : 0.0f;
+                else if (n->act == BS_ACT_CLIP)
+                    v = v < n->act_lo ? n->act_lo : (v > n->act_hi ? n->act_hi : v);
+                yc[p] = v;
+            }
+        }
+    return 0;
+}
+
 static int s_convt_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
+    if (!bs_prec_eq(n->prec, BS_PREC_FP32))
+        return s_qconvt_prepare(g, n, err);
     s_geom_t o;
     bs_tensor_t *w;
     int rc = s_convt_geom(g, n, &o, &w, err);
@@ -835,6 +966,8 @@ static int s_convt_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     const s_conv_t *st = n->state;
     if (!st)
         return BS_EINVAL;
+    if (st->qw)
+        return s_qconvt_run(g, n, ctx);
     const s_geom_t *o = &st->g;
     const float *x = bs_node_input(g, n, 0)->data;
     const float *w = bs_node_input(g, n, 1)->data;

@@ -45,6 +45,9 @@ typedef struct bs__qw_spec {
     int dw;            /* depthwise convolution (G == N, one input channel per group) */
     const float *bias;
     float alpha;
+    int rows_per_scale; /* > 1: consecutive groups of this many rows share one scale (the
+                           ConvTranspose rows (oc, tap) of one output channel); W must then be
+                           contiguous (sn == K, sk == 1) */
 } bs__qw_spec_t;
 
 typedef struct bs__qw {

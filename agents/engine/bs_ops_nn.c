@@ -1010,6 +1010,46 @@ static void s_avgpool2d(const s_pool_t *p, const float *x, float *y, int incl)
     s_pool2d_f32(p, x, y, 0, incl);
 }
 
+/* uint8 max pooling over 1-D / 2-D planes without indices (the int8 layers' tensors): per
+ * output row the valid kernel rows once, and per output the valid columns, no index tracking;
+ * the common 2x2 stride-2 window gets its own loop, which the compiler vectorises. */
+static void s_maxpool2d_u8(const s_pool_t *p, const uint8_t *x, uint8_t *y)
+{
+    const int64_t IH = p->in[1], IW = p->in[2], OH = p->out[1], OW = p->out[2];
+    const int64_t KH = p->k[1], KW = p->k[2], sh = p->s[1], sw = p->s[2];
+    const int64_t dh = p->d[1], dw = p->d[2], pt = p->ph[1], pl = p->ph[2];
+    for (int64_t nc = 0; nc < p->NC; nc++) {
+        const uint8_t *xc = x + nc * IH * IW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            uint8_t *yr = y + (nc * OH + oh) * OW;
+            int64_t h0 = oh * sh - pt, kh0, kh1;
+            s_tap_range(h0, KH, dh, IH, &kh0, &kh1);
+            const uint8_t *r0 = xc + (h0 + kh0 * dh) * IW;
+            if (KH == 2 && KW == 2 && sw == 2 && dw == 1 && pl == 0 && kh1 - kh0 == 2 &&
+                2 * OW <= IW) {
+                const uint8_t *r1 = r0 + dh * IW;
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    uint8_t a = r0[2 * ow] > r0[2 * ow + 1] ? r0[2 * ow] : r0[2 * ow + 1];
+                    uint8_t b = r1[2 * ow] > r1[2 * ow + 1] ? r1[2 * ow] : r1[2 * ow + 1];
+                    yr[ow] = a > b ? a : b;
+                }
+                continue;
+            }
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t w0 = ow * sw - pl, kw0, kw1;
+                s_tap_range(w0, KW, dw, IW, &kw0, &kw1);
+                uint8_t best = 0;
+                for (int64_t kh = kh0; kh < kh1; kh++) {
+                    const uint8_t *xr = r0 + (kh - kh0) * dh * IW + w0;
+                    for (int64_t kw = kw0; kw < kw1; kw++)
+                        best = xr[kw * dw] > best ? xr[kw * dw] : best;
+                }
+                yr[ow] = best;
+            }
+        }
+    }
+}
+
 static int s_maxpool_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
 {
     (void)ctx;
@@ -1025,6 +1065,8 @@ static int s_maxpool_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
         s_maxpool2d(&p, x->data, yt->data);
     else if (x->dtype == BS_DT_FLOAT)
         s_maxpool_f32(&p, x->data, yt->data, ind, cm);
+    else if (x->dtype == BS_DT_UINT8 && !ind && p.ns <= 2)
+        s_maxpool2d_u8(&p, x->data, yt->data);
     else if (x->dtype == BS_DT_UINT8)
         s_maxpool_u8(&p, x->data, yt->data, ind, cm);
     else

@@ -39,11 +39,6 @@ int bs__qlayer_check(bs_graph_t *g, const bs_node_t *n, bs_err_t *err)
     bs_prec_format(n->prec, pt);
     if (!bs_prec_valid(n->prec))
         return bs_node_err(err, n, BS_EINVAL, "invalid precision %s", pt);
-    if (!strcmp(n->op_type, "ConvTranspose"))
-        return bs_node_err(err, n, BS_EUNSUPPORTED,
-                           "%s: ConvTranspose runs at w32a32 only (its quantized kernels are "
-                           "not written yet)",
-                           pt);
     const bs_tensor_t *x = bs_node_input(g, n, 0);
     if (!x || x->dtype != BS_DT_FLOAT)
         return bs_node_err(err, n, BS_EUNSUPPORTED, "%s: the input must be float32", pt);
@@ -91,6 +86,40 @@ static int32_t s_qbound(float v, float so, int32_t zo, int32_t dflt)
     return q < 0 ? 0 : (q > 255 ? 255 : (int32_t)q);
 }
 
+/* Quantizes N rows of K that share a scale r rows at a time: as N / r rows of K * r (so each
+ * output channel gets one scale), then split back into N packed rows of K. */
+static int s_quantize_shared(const float *W, int N, int K, int r, int bits, int method,
+                             bs_qweight_t *out, bs_err_t *err)
+{
+    bs_qweight_t big;
+    memset(out, 0, sizeof *out);
+    int rc = bs_quantize_weights(W, (int64_t)K * r, 1, N / r, K * r, bits, method, &big, err);
+    if (rc)
+        return rc;
+    out->bits = bits;
+    out->method = method;
+    out->N = N;
+    out->K = K;
+    out->row_bytes = BS_QROW_BYTES(K, bits);
+    out->data = bs_calloc(1, (size_t)N * out->row_bytes + BS_QWEIGHT_TAIL);
+    out->scales = bs_malloc(sizeof(float) * (size_t)N);
+    int8_t *codes = bs_malloc((size_t)K);
+    if (!out->data || !out->scales || !codes) {
+        bs_free(codes);
+        bs_qweight_free(&big);
+        bs_qweight_free(out);
+        return bs_err_set(err, BS_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < N; i++) {
+        bs_qweight_unpack_row(&big, i / r, (i % r) * K, (i % r + 1) * K, codes);
+        bs_qpack_row(codes, K, bits, out->data + (size_t)i * out->row_bytes);
+        out->scales[i] = big.scales[i / r];
+    }
+    bs_free(codes);
+    bs_qweight_free(&big);
+    return 0;
+}
+
 int bs__qw_prepare(bs_graph_t *g, bs_node_t *n, const bs__qw_spec_t *sp, bs__qw_t *q,
                    bs_err_t *err)
 {
@@ -122,9 +151,12 @@ int bs__qw_prepare(bs_graph_t *g, bs_node_t *n, const bs__qw_spec_t *sp, bs__qw_
         goto fail;
     }
     if (n->prec.w <= 8) {
-        if ((rc = bs_quantize_weights(W, sn, sk, N, K, n->prec.w,
-                                      g->opts.wscale_minmax ? BS_QSCALE_MINMAX : BS_QSCALE_MSE,
-                                      &q->q, err))) {
+        int method = g->opts.wscale_minmax ? BS_QSCALE_MINMAX : BS_QSCALE_MSE;
+        if (sp->rows_per_scale > 1)
+            rc = s_quantize_shared(W, N, K, sp->rows_per_scale, n->prec.w, method, &q->q, err);
+        else
+            rc = bs_quantize_weights(W, sn, sk, N, K, n->prec.w, method, &q->q, err);
+        if (rc) {
             bs_err_prefix(err, "node '%s' (%s): weight", n->name, n->op_type);
             goto fail;
         }

@@ -358,6 +358,107 @@ BS_TEST(adjacent_int8_layers_pass_uint8)
     bs_free(b1);
 }
 
+/* ---- ConvTranspose: one scale per output channel ---------------------------------------- */
+
+/* Runs ConvTranspose(X, W, B) at `spec` (act: the input's int8 parameters, or NULL) and
+ * returns output 0 (caller frees). */
+static float *s_convt_run(const float *x, const int64_t *xd, const float *w, const int64_t *wd,
+                          const float *b, int G, const char *spec, const bs_act_table_t *act,
+                          int64_t *ny)
+{
+    bs_shape_t xs = s_shape(4, xd), wsh = s_shape(4, wd);
+    int64_t M = wd[1] * G;
+    bs_shape_t bsh = s_shape(1, &M);
+    t_model_t *m = t_new(13);
+    t_input(m, "X", &xs);
+    t_init(m, "W", &wsh, w);
+    t_init(m, "B", &bsh, b);
+    int k = t_node(m, "ConvTranspose", "up", "X,W,B", "Y");
+    int64_t st[2] = {2, 2}, pads[4] = {1, 0, 0, 1};
+    t_attr_ints(m, k, "strides", 2, st);
+    t_attr_ints(m, k, "pads", 4, pads);
+    t_attr_int(m, k, "group", G);
+    t_output(m, "Y");
+    bs_graph_opts_t o = {.threads = 1, .free_dim = 1, .precision = spec, .act = act};
+    bs_graph_t *g = NULL;
+    bs_err_t err;
+    if (t_load_opts(m, &o, &g, &err))
+        bs_test_fail(__FILE__, __LINE__, "load %s: %s", spec ? spec : "fp32", err.msg);
+    ASSERT_OK(bs_graph_set_input(g, 0, BS_DT_FLOAT, x, bs_graph_input(g, 0)->nbytes, &err));
+    ASSERT_OK(bs_graph_run(g, &err));
+    const bs_tensor_t *y = bs_graph_output(g, 0);
+    *ny = bs_shape_numel(&y->shape);
+    float *out = bs_malloc(y->nbytes);
+    memcpy(out, y->data, y->nbytes);
+    bs_graph_free(&g);
+    t_free(m);
+    return out;
+}
+
+BS_TEST(conv_transpose_quantized_per_output_channel)
+{
+    for (int G = 1; G <= 2; G++)
+        for (int bits = 3; bits <= 8; bits += 5) {
+            int64_t C = 4, Mg = 3, M = Mg * G, Cg = C / G, KH = 3, KW = 2, taps = KH * KW;
+            int64_t xd[4] = {1, C, 5, 4}, wd[4] = {C, Mg, KH, KW};
+            float *x = s_randv(C * 20), *w = s_randv(C * Mg * taps), *b = s_randv(M);
+            /* the engine's weight: W viewed per output channel as [taps][Cg] rows, quantized
+             * with one scale per channel, dequantized back into W's layout */
+            float *T = bs_malloc(sizeof(float) * (size_t)(M * taps * Cg));
+            for (int64_t oc = 0; oc < M; oc++)
+                for (int64_t k = 0; k < taps; k++)
+                    for (int64_t c = 0; c < Cg; c++)
+                        T[(oc * taps + k) * Cg + c] =
+                            w[(((oc / Mg) * Cg + c) * Mg + oc % Mg) * taps + k];
+            bs_qweight_t q;
+            bs_err_t err;
+            ASSERT_OK(bs_quantize_weights(T, taps * Cg, 1, (int)M, (int)(taps * Cg), bits,
+                                          BS_QSCALE_MSE, &q, &err));
+            float *wdq = bs_malloc(sizeof(float) * (size_t)(C * Mg * taps));
+            float *row = bs_malloc(sizeof(float) * (size_t)(taps * Cg));
+            for (int64_t oc = 0; oc < M; oc++) {
+                bs_qweight_dequant_row(&q, (int)oc, 0, (int)(taps * Cg), row);
+                for (int64_t k = 0; k < taps; k++)
+                    for (int64_t c = 0; c < Cg; c++)
+                        wdq[(((oc / Mg) * Cg + c) * Mg + oc % Mg) * taps + k] = row[k * Cg + c];
+            }
+            char spec[24];
+            snprintf(spec, sizeof spec, "up=w%da32", bits);
+            int64_t n1, n2;
+            float *y1 = s_convt_run(x, xd, w, wd, b, G, spec, NULL, &n1);
+            float *y2 = s_convt_run(x, xd, wdq, wd, b, G, NULL, NULL, &n2);
+            ASSERT_EQ(n1, n2);
+            for (int64_t i = 0; i < n1; i++)
+                ASSERT(fabsf(y1[i] - y2[i]) <= 1e-4f * (1.0f + fabsf(y2[i])));
+            bs_free(y1);
+            bs_free(y2);
+            /* int8 input: the float model on the input quantized and dequantized */
+            char *names[1] = {(char *)"X"};
+            bs_qparam_t qp = {.scale = 2.0f / 255.0f, .zero_point = 128};
+            bs_act_table_t act = {.n = 1, .names = names, .q = &qp};
+            snprintf(spec, sizeof spec, "up=w%da8", bits);
+            float *xdq = bs_malloc(sizeof(float) * (size_t)(C * 20));
+            for (int64_t i = 0; i < C * 20; i++)
+                xdq[i] = (float)(s_q(x[i], qp.scale, qp.zero_point) - qp.zero_point) * qp.scale;
+            y1 = s_convt_run(x, xd, w, wd, b, G, spec, &act, &n1);
+            y2 = s_convt_run(xdq, xd, wdq, wd, b, G, NULL, NULL, &n2);
+            for (int64_t i = 0; i < n1; i++)
+                if (!(fabsf(y1[i] - y2[i]) <= 1e-4f * (1.0f + fabsf(y2[i]))))
+                    bs_test_fail(__FILE__, __LINE__, "G=%d w%d a8: y[%lld] %.7g vs %.7g", G,
+                                 bits, (long long)i, y1[i], y2[i]);
+            bs_free(y1);
+            bs_free(y2);
+            bs_free(xdq);
+            bs_free(row);
+            bs_free(wdq);
+            bs_free(T);
+            bs_qweight_free(&q);
+            bs_free(x);
+            bs_free(w);
+            bs_free(b);
+        }
+}
+
 /* ---- errors ----------------------------------------------------------------------------- */
 
 BS_TEST(precision_errors_name_layers)
@@ -446,6 +547,7 @@ BS_TEST(fmnist_uniform_precisions)
     X(gemm_wq_equals_gemm_on_dequantized_weights)                                                  \
     X(conv_int8_matches_the_math)                                                                  \
     X(adjacent_int8_layers_pass_uint8)                                                             \
+    X(conv_transpose_quantized_per_output_channel)                                                 \
     X(precision_errors_name_layers)                                                                \
     X(fmnist_uniform_precisions)
 BS_TEST_MAIN(TESTS)
