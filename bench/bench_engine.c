@@ -26,6 +26,13 @@
  *                   does (live nodes, aliasing ops skipped); the "profile ... total" line shows
  *                   the sum next to the whole-run median, so a divergence would be visible.
  *   --top N         how many of the slowest nodes --profile lists (default 12)
+ *   --precision S   load at precision spec S (e.g. "*=w8a8"; common/bs_precision.h); int8
+ *                   activations are calibrated (min-max) on 16 inputs from the same generator
+ *                   (seeds 101..116), so the timed input is not among them
+ *   --calib-out F   also write those 16 calibration inputs to F (.npy, float32, batch of 16)
+ *                   so that `bitscout export` calibrates on exactly the same samples
+ *   --layers        after the timed runs, one "layer" line per weight layer: its median time
+ *                   over --runs runs of that node alone, and its precision
  */
 #include <math.h>
 #include <stdint.h>
@@ -37,11 +44,14 @@
 #include "bs_alloc.h"
 #include "bs_graph.h"
 #include "bs_kernels.h"
+#include "bs_npy.h"
 #include "bs_op.h"
+#include "bs_qkernels.h"
+#include "bs_run.h"
 
 typedef struct opts {
-    int threads, runs, warmup, profile, top;
-    const char *isa, *dump;
+    int threads, runs, warmup, profile, top, layers;
+    const char *isa, *dump, *precision, *calib_out;
 } opts_t;
 
 static double s_now_ms(void)
@@ -164,6 +174,111 @@ static int s_row_cmp(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+/* Median time of every node over `runs` runs, each node timed alone (med[i], 0 for nodes that
+ * do not run). */
+static int s_node_medians(bs_graph_t *g, void **inputs, int runs, double *med, bs_err_t *err)
+{
+    int nn = g->n_nodes, rc = 0;
+    double *t = bs_malloc((size_t)nn * (size_t)runs * sizeof *t + 1);
+    double *col = bs_malloc((size_t)runs * sizeof *col + 1);
+    if (!t || !col) {
+        bs_free(t);
+        bs_free(col);
+        return bs_err_set(err, BS_ENOMEM, "out of memory");
+    }
+    bs_ctx_t ctx = {.scratch = g->scratch, .pool = g->pool};
+    for (int r = 0; r < runs && rc == 0; r++) {
+        if ((rc = s_set_inputs(g, inputs, err)))
+            break;
+        for (int i = 0; i < nn; i++) {
+            bs_node_t *n = &g->nodes[i];
+            t[(size_t)i * (size_t)runs + (size_t)r] = 0.0;
+            if (n->dead)
+                continue;
+            if (n->op->alias && n->n_out > 0 && n->out[0] >= 0 &&
+                g->tensors[n->out[0]].alias_of >= 0)
+                continue;
+            double t0 = s_now_ms();
+            if ((rc = n->op->run(g, n, &ctx))) {
+                bs_node_err(err, n, rc, "run failed: %s", bs_strerror(rc));
+                break;
+            }
+            t[(size_t)i * (size_t)runs + (size_t)r] = s_now_ms() - t0;
+        }
+    }
+    for (int i = 0; i < nn && rc == 0; i++) {
+        memcpy(col, &t[(size_t)i * (size_t)runs], (size_t)runs * sizeof *col);
+        qsort(col, (size_t)runs, sizeof *col, s_cmp);
+        med[i] = s_quantile(col, runs, 0.5);
+    }
+    bs_free(t);
+    bs_free(col);
+    return rc;
+}
+
+/* --layers: one line per weight layer with its median time and precision. */
+static int s_layers(bs_graph_t *g, void **inputs, const char *name, const char *spec, int runs,
+                    bs_err_t *err)
+{
+    double *med = bs_calloc((size_t)g->n_nodes + 1, sizeof *med);
+    if (!med)
+        return bs_err_set(err, BS_ENOMEM, "out of memory");
+    int rc = s_node_medians(g, inputs, runs, med, err);
+    for (int i = 0; i < g->n_nodes && rc == 0; i++) {
+        const bs_node_t *n = &g->nodes[i];
+        if (n->dead || !n->weight_layer)
+            continue;
+        char key[48], p[BS_PREC_TEXT_MAX];
+        s_op_key(g, n, key, sizeof key);
+        bs_prec_format(n->prec, p);
+        printf("layer model=%s spec=%s node=%s op=%s precision=%s ms=%.4f\n", name,
+               spec ? spec : "fp32", n->name, key, p, med[i]);
+    }
+    fflush(stdout);
+    bs_free(med);
+    return rc;
+}
+
+/* Calibration for a spec with int8 activations: the float32 model run on 16 pseudo-random
+ * inputs (seeds 101.., the same generator as the timed input), min-max. */
+static int s_calibrate(const char *path, const opts_t *o, bs_act_table_t *act, bs_err_t *err)
+{
+    bs_graph_opts_t go = {.threads = o->threads, .free_dim = 1};
+    bs_graph_t *g = NULL;
+    int rc = bs_graph_load(path, &go, &g, err);
+    if (rc)
+        return rc;
+    const bs_tensor_t *x = bs_graph_input(g, 0);
+    bs_dataset_t ds = {.count = 16};
+    if (!x || x->dtype != BS_DT_FLOAT) {
+        rc = bs_err_set(err, BS_EUNSUPPORTED, "int8 activations: input 0 must be float32");
+    } else {
+        ds.sample_numel = bs_shape_numel(&x->shape);
+        if (!(ds.x = bs_malloc(sizeof(float) * (size_t)(ds.count * ds.sample_numel))))
+            rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; rc == 0 && i < ds.count; i++) {
+        uint32_t sd = 101u + (uint32_t)i;
+        for (int64_t k = 0; k < ds.sample_numel; k++)
+            ds.x[i * ds.sample_numel + k] =
+                (float)(s_xorshift(&sd) >> 8) * (2.0f / 16777216.0f) - 1.0f;
+    }
+    bs_quant_opts_t q;
+    bs_quant_opts_default(&q);
+    if (rc == 0 && o->calib_out) { /* the same samples for `bitscout export` (bench/precision.sh) */
+        int64_t dims[BS_MAX_RANK + 1];
+        dims[0] = ds.count;
+        for (int d = 1; d < x->shape.rank; d++)
+            dims[d] = x->shape.d[d];
+        rc = bs_npy_save(o->calib_out, BS_DT_FLOAT, x->shape.rank, dims, ds.x, err);
+    }
+    if (rc == 0)
+        rc = bs_run_calibrate_graph(g, &ds, &q, act, err);
+    bs_free(ds.x);
+    bs_graph_free(&g);
+    return rc;
+}
+
 /* Per-node timing over `runs` runs; prints per-op-type totals (median run) and the top nodes. */
 static int s_profile(bs_graph_t *g, void **inputs, const char *name, int runs, int ntop_max,
                      double whole_ms, bs_err_t *err)
@@ -275,11 +390,18 @@ static int s_bench(const char *path, const opts_t *o, bs_err_t *err)
 {
     char name[256];
     s_model_name(path, name, sizeof name);
-    bs_graph_opts_t go = {.threads = o->threads, .free_dim = 1};
+    bs_graph_opts_t go = {.threads = o->threads, .free_dim = 1, .precision = o->precision};
     bs_graph_t *g = NULL;
     void **inputs = NULL;
+    bs_act_table_t act = {0};
     double *t = bs_malloc((size_t)o->runs * sizeof *t);
-    int rc = t ? bs_graph_load(path, &go, &g, err) : bs_err_set(err, BS_ENOMEM, "no memory");
+    int rc = t ? 0 : bs_err_set(err, BS_ENOMEM, "no memory");
+    if (rc == 0 && o->precision && strstr(o->precision, "a8")) {
+        rc = s_calibrate(path, o, &act, err);
+        go.act = &act;
+    }
+    if (rc == 0)
+        rc = bs_graph_load(path, &go, &g, err);
     if (rc == 0)
         rc = s_make_inputs(g, &inputs, err);
     for (int r = 0; rc == 0 && r < o->warmup; r++)
@@ -307,14 +429,18 @@ static int s_bench(const char *path, const opts_t *o, bs_err_t *err)
                                          (long long)x->shape.d[d]);
         }
         qsort(t, (size_t)o->runs, sizeof *t, s_cmp);
-        printf("engine model=%s isa=%s threads=%d median_ms=%.4f p90_ms=%.4f min_ms=%.4f runs=%d "
-               "weight_bytes=%zu arena_bytes=%zu scratch_bytes=%zu input=%s out_l1=%.6g\n",
-               name, bs_kernels_isa(), o->threads, s_quantile(t, o->runs, 0.5),
+        printf("engine model=%s spec=%s isa=%s qisa=%s threads=%d median_ms=%.4f p90_ms=%.4f "
+               "min_ms=%.4f runs=%d weight_bytes=%zu arena_bytes=%zu scratch_bytes=%zu input=%s "
+               "out_l1=%.6g\n",
+               name, o->precision ? o->precision : "fp32", bs_kernels_isa(), bs_qkernels_isa(),
+               o->threads, s_quantile(t, o->runs, 0.5),
                s_quantile(t, o->runs, 0.9), t[0], o->runs, g->weight_bytes, g->arena_bytes,
                g->scratch_bytes, in, l1);
         fflush(stdout);
         if (o->dump)
             rc = s_dump(g, o->dump, name, err);
+        if (rc == 0 && o->layers)
+            rc = s_layers(g, inputs, name, o->precision, o->runs, err);
         if (rc == 0 && o->profile)
             rc = s_profile(g, inputs, name, o->runs, o->top, s_quantile(t, o->runs, 0.5), err);
     }
@@ -323,6 +449,7 @@ static int s_bench(const char *path, const opts_t *o, bs_err_t *err)
             bs_free(inputs[i]);
     bs_free(inputs);
     bs_graph_free(&g);
+    bs_act_table_free(&act);
     bs_free(t);
     return rc;
 }
@@ -330,7 +457,9 @@ static int s_bench(const char *path, const opts_t *o, bs_err_t *err)
 static int s_usage(void)
 {
     fprintf(stderr, "usage: bench_engine [--threads T] [--runs N] [--warmup N] [--isa ISA] "
-                    "[--dump DIR] [--profile] [--top N] MODEL.onnx...\n");
+                    "[--dump DIR] [--profile] [--top N] [--precision SPEC] [--calib-out F.npy] "
+                    "[--layers] "
+                    "MODEL.onnx...\n");
     return 2;
 }
 
@@ -377,6 +506,14 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--profile") == 0) {
             o.profile = 1;
+        } else if (strcmp(a, "--layers") == 0) {
+            o.layers = 1;
+        } else if (strcmp(a, "--calib-out") == 0 && v) {
+            o.calib_out = v;
+            i++;
+        } else if (strcmp(a, "--precision") == 0 && v) {
+            o.precision = v;
+            i++;
         } else if (a[0] == '-') {
             return s_usage();
         } else {
