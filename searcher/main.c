@@ -1,7 +1,8 @@
 /*
  * main.c - the `bitscout` command: `search` runs a campaign, `query` reads the results
- * database, `export` writes a deployable model (a later issue). Only this file decides exit
- * codes: 0 success, 1 failure, 2 usage error, 130 interrupted (the campaign can be resumed).
+ * database, `export` writes a deployable quantized ONNX model (bs_export.c). Only this file
+ * decides exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted (the campaign can
+ * be resumed).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "bs_alloc.h"
+#include "bs_export.h"
 #include "bs_log.h"
 #include "bs_query.h"
 #include "bs_searcher.h"
@@ -21,11 +23,15 @@ static void s_usage(FILE *f)
           "                         [--log-level error|warn|info|debug]\n"
           "  bitscout query campaigns|agents|evals|pareto|progress [--db FILE]\n"
           "                 [--campaign NAME] [--format table|csv|json]\n"
+          "  bitscout export --config CONFIG --out M.q.onnx (--precision SPEC |\n"
+          "                  --db FILE [--campaign NAME] --eval ID) [--threads N]\n"
           "  bitscout --version\n"
           "\n"
           "search runs the campaign in CONFIG (see configs/README.md), storing everything in\n"
           "--db (default results.db); rerunning it resumes. --bind defaults to tcp://*:5555;\n"
-          "--local-agents N starts N agents on this machine over loopback.\n",
+          "--local-agents N starts N agents on this machine over loopback.\n"
+          "export writes the campaign's model at one assignment (a spec, or a stored\n"
+          "evaluation) as a quantized ONNX model (`bitscout export --help`).\n",
           f);
 }
 
@@ -142,11 +148,8 @@ int main(int argc, char **argv)
         return s_search(argc - 1, argv + 1);
     if (!strcmp(argv[1], "query"))
         return bs_query_main(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "export")) {
-        fprintf(stderr, "bitscout export: not implemented yet (quantized ONNX export arrives "
-                        "with the engine's mixed precision, issue 4)\n");
-        return 2;
-    }
+    if (!strcmp(argv[1], "export"))
+        return bs_export_main(argc - 1, argv + 1);
     fprintf(stderr, "bitscout: unknown command \"%s\"\n", argv[1]);
     s_usage(stderr);
     return 2;
