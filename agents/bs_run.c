@@ -6,11 +6,12 @@
  * last batch padded with zeros, its extra outputs ignored) and keeps the first output of each
  * sample, so metrics are computed once over all of them. Timing uses CLOCK_MONOTONIC around
  * bs_graph_run only: copying inputs is not part of a sample. The subcommand reads the few keys
- * it needs from a campaign file with cJSON (the agent does not link the searcher's config
- * parser): model, data.eval.images / labels / count and data.preprocess, paths relative to
- * the campaign file.
+ * it needs from a campaign file through bs_campaign.h (the agent does not link the searcher's
+ * config parser): model, data.eval, data.calibration, data.preprocess and quantization.
  */
 #include "bs_run.h"
+
+#include "bs_campaign.h"
 
 #include "bs_alloc.h"
 #include "bs_kernels.h"
@@ -31,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_CONFIG_MAX ((size_t)1 << 20)
 
 static int s_canceled(const atomic_int *cancel)
 {
@@ -613,16 +613,6 @@ typedef struct s_cli {
     int json;
 } s_cli_t;
 
-/* What the run command takes from a campaign file; strings owned. */
-typedef struct s_campaign {
-    char *model;
-    char *images, *labels;
-    int64_t count;
-    char *calib;          /* data.calibration.images */
-    int64_t calib_count;  /* data.calibration.count (default 256) */
-    bs_preprocess_t pre;
-    bs_quant_opts_t quant; /* the "quantization" key */
-} s_campaign_t;
 
 static void s_usage(FILE *out)
 {
@@ -659,120 +649,6 @@ int bs_run_bad_usage(const char *prog, void (*usage)(FILE *out), const char *fmt
 static int s_bad(const char *fmt, const char *arg)
 {
     return bs_run_bad_usage("bitscout-agent run", s_usage, fmt, arg);
-}
-
-static void s_campaign_free(s_campaign_t *c)
-{
-    bs_free(c->model);
-    bs_free(c->images);
-    bs_free(c->labels);
-    bs_free(c->calib);
-    memset(c, 0, sizeof *c);
-}
-
-/* A path key of the campaign: NULL when absent, else resolved against the file's directory. */
-static int s_path_key(const char *file, const cJSON *obj, const char *key, const char *where,
-                      char **out, bs_err_t *err)
-{
-    *out = NULL;
-    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (!it)
-        return 0;
-    const char *s = cJSON_GetStringValue(it);
-    if (!s || !*s)
-        return bs_err_set(err, BS_ECONFIG, "%s: %s: expected a file path (a string)", file, where);
-    *out = bs_path_resolve(file, s);
-    return *out ? 0 : bs_err_set(err, BS_ENOMEM, "out of memory");
-}
-
-static int s_campaign_load(const char *file, s_campaign_t *c, bs_err_t *err)
-{
-    memset(c, 0, sizeof *c);
-    bs_preprocess_default(&c->pre);
-    bs_quant_opts_default(&c->quant);
-    c->calib_count = 256;
-    char *text;
-    size_t len;
-    int rc = bs_read_file(file, S_CONFIG_MAX, &text, &len, err);
-    if (rc)
-        return rc;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        if (at && at >= text && at <= text + len)
-            rc = bs_err_set(err, BS_ECONFIG, "%s: invalid JSON near byte %ld", file,
-                            (long)(at - text));
-        else
-            rc = bs_err_set(err, BS_ECONFIG, "%s: invalid JSON", file);
-        goto done;
-    }
-    if (!cJSON_IsObject(root)) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: expected a JSON object", file);
-        goto done;
-    }
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    const cJSON *eval = data ? cJSON_GetObjectItemCaseSensitive(data, "eval") : NULL;
-    if (data && !cJSON_IsObject(data)) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: data: expected an object", file);
-        goto done;
-    }
-    if (eval && !cJSON_IsObject(eval)) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: data.eval: expected an object", file);
-        goto done;
-    }
-    if ((rc = s_path_key(file, root, "model", "model", &c->model, err)) ||
-        (rc = s_path_key(file, eval, "images", "data.eval.images", &c->images, err)) ||
-        (rc = s_path_key(file, eval, "labels", "data.eval.labels", &c->labels, err)))
-        goto done;
-    if (eval && !c->images) {
-        rc = bs_err_set(err, BS_ECONFIG,
-                        "%s: data.eval.images: required key missing (a file "
-                        "path)",
-                        file);
-        goto done;
-    }
-    const cJSON *cnt = eval ? cJSON_GetObjectItemCaseSensitive(eval, "count") : NULL;
-    if (cnt) {
-        if (!cJSON_IsNumber(cnt) || cnt->valuedouble < 0 || cnt->valuedouble > 9.0e15 ||
-            cnt->valuedouble != floor(cnt->valuedouble)) {
-            rc =
-                bs_err_set(err, BS_ECONFIG, "%s: data.eval.count: expected an integer >= 0", file);
-            goto done;
-        }
-        c->count = (int64_t)cnt->valuedouble;
-    }
-    const cJSON *cal = data ? cJSON_GetObjectItemCaseSensitive(data, "calibration") : NULL;
-    if (cal && !cJSON_IsObject(cal)) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: data.calibration: expected an object", file);
-        goto done;
-    }
-    if ((rc = s_path_key(file, cal, "images", "data.calibration.images", &c->calib, err)))
-        goto done;
-    const cJSON *ccnt = cal ? cJSON_GetObjectItemCaseSensitive(cal, "count") : NULL;
-    if (ccnt) {
-        if (!cJSON_IsNumber(ccnt) || ccnt->valuedouble < 0 || ccnt->valuedouble > 9.0e15 ||
-            ccnt->valuedouble != floor(ccnt->valuedouble)) {
-            rc = bs_err_set(err, BS_ECONFIG,
-                            "%s: data.calibration.count: expected an integer >= 0", file);
-            goto done;
-        }
-        c->calib_count = (int64_t)ccnt->valuedouble;
-    }
-    if ((rc = bs_quant_opts_from_json(cJSON_GetObjectItemCaseSensitive(root, "quantization"),
-                                      &c->quant, err))) {
-        bs_err_prefix(err, "%s", file);
-        goto done;
-    }
-    char where[512];
-    snprintf(where, sizeof where, "%s: data.preprocess", file);
-    rc = bs_preprocess_from_json(
-        data ? cJSON_GetObjectItemCaseSensitive(data, "preprocess") : NULL, where, &c->pre, err);
-done:
-    cJSON_Delete(root);
-    bs_free(text);
-    if (rc)
-        s_campaign_free(c);
-    return rc;
 }
 
 /* Loads --input i and checks it against the model's input i. */
@@ -948,8 +824,9 @@ int bs_run_main(int argc, char **argv)
         return s_bad("--model FILE.onnx (or --config with a \"model\" key) is required%s", "");
 
     bs_err_t err = {0};
-    s_campaign_t camp;
+    bs_campaign_file_t camp;
     memset(&camp, 0, sizeof camp);
+    bs_quant_opts_default(&camp.quant);
     bs_graph_t *g = NULL;
     bs_dataset_t ds;
     memset(&ds, 0, sizeof ds);
@@ -957,7 +834,7 @@ int bs_run_main(int argc, char **argv)
     int rc = 0, have_data = 0;
     const char *model = c.model;
 
-    if (c.config && (rc = s_campaign_load(c.config, &camp, &err)))
+    if (c.config && (rc = bs_campaign_file_load(c.config, &camp, &err)))
         goto done;
     if (!model)
         model = camp.model;
@@ -966,9 +843,6 @@ int bs_run_main(int argc, char **argv)
                         c.config);
         goto done;
     }
-    camp.quant.calib_images = camp.calib;
-    camp.quant.calib_count = camp.calib_count;
-    camp.quant.pre = &camp.pre;
     if ((rc = bs_run_load_prec(model, c.threads, c.precision, &camp.quant, NULL, &g, &err)))
         goto done;
     if (c.n_inputs > 0 && c.n_inputs != g->n_inputs) {
@@ -1027,6 +901,6 @@ done:
         fprintf(stderr, "bitscout-agent run: %s\n", err.msg[0] ? err.msg : bs_strerror(rc));
     bs_dataset_free(&ds);
     bs_graph_free(&g);
-    s_campaign_free(&camp);
+    bs_campaign_file_free(&camp);
     return rc ? 1 : 0;
 }

@@ -23,6 +23,8 @@
  */
 #include "bs_sensitivity.h"
 
+#include "bs_campaign.h"
+
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -36,7 +38,6 @@
 #include "bs_model.h"
 #include "bs_util.h"
 
-#define S_CONFIG_MAX ((size_t)1 << 20)
 #define S_MOD "sensitivity"
 
 static int s_canceled(const atomic_int *cancel)
@@ -296,15 +297,12 @@ int bs_sensitivity_engine(const bs_job_spec_t *job, bs_sens_result_t *out, bs_er
 
 /* ---- `bitscout-agent sensitivity` ---------------------------------------------------------- */
 
-/* What the subcommand takes from a campaign file; strings owned. */
+/* What the subcommand takes from a campaign file: the common keys (bs_campaign.h) plus
+ * sensitivity.eval_count and the precisions to measure. */
 typedef struct s_campaign {
-    char *model;
-    char *images, *labels, *calib;
-    int64_t count, calib_count;
+    bs_campaign_file_t f;
     int has_sens_count;
     int64_t sens_count;
-    bs_preprocess_t pre;
-    bs_quant_opts_t quant;
     int n_precs;
     bs_prec_t precs[BS_SENS_MAX_PRECS];
 } s_campaign_t;
@@ -340,51 +338,8 @@ static int s_bad(const char *fmt, const char *arg)
 
 static void s_campaign_free(s_campaign_t *c)
 {
-    bs_free(c->model);
-    bs_free(c->images);
-    bs_free(c->labels);
-    bs_free(c->calib);
+    bs_campaign_file_free(&c->f);
     memset(c, 0, sizeof *c);
-}
-
-/* An object member, or NULL; a member that is there but not an object is an error. */
-static int s_obj(const char *file, const cJSON *parent, const char *key, const char *where,
-                 const cJSON **out, bs_err_t *err)
-{
-    *out = parent ? cJSON_GetObjectItemCaseSensitive(parent, key) : NULL;
-    if (*out && !cJSON_IsObject(*out))
-        return bs_err_set(err, BS_ECONFIG, "%s: %s: expected an object", file, where);
-    return 0;
-}
-
-/* A path key: NULL when absent, else resolved against the campaign file's directory. */
-static int s_path_key(const char *file, const cJSON *obj, const char *key, const char *where,
-                      char **out, bs_err_t *err)
-{
-    *out = NULL;
-    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (!it)
-        return 0;
-    const char *s = cJSON_GetStringValue(it);
-    if (!s || !*s)
-        return bs_err_set(err, BS_ECONFIG, "%s: %s: expected a file path (a string)", file, where);
-    *out = bs_path_resolve(file, s);
-    return *out ? 0 : bs_err_set(err, BS_ENOMEM, "out of memory");
-}
-
-static int s_count_key(const char *file, const cJSON *obj, const char *key, const char *where,
-                       int64_t *out, int *present, bs_err_t *err)
-{
-    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (present)
-        *present = it != NULL;
-    if (!it)
-        return 0;
-    if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0) || it->valuedouble > 9.0e15 ||
-        it->valuedouble != floor(it->valuedouble))
-        return bs_err_set(err, BS_ECONFIG, "%s: %s: expected an integer >= 0", file, where);
-    *out = (int64_t)it->valuedouble;
-    return 0;
 }
 
 /* Adds p to the list unless it is w32a32 or already there; 1 when added. */
@@ -459,61 +414,23 @@ static int s_campaign_precs(const char *file, const cJSON *root, s_campaign_t *c
 static int s_campaign_load(const char *file, s_campaign_t *c, bs_err_t *err)
 {
     memset(c, 0, sizeof *c);
-    bs_preprocess_default(&c->pre);
-    bs_quant_opts_default(&c->quant);
-    char *text;
-    size_t len;
-    int rc = bs_read_file(file, S_CONFIG_MAX, &text, &len, err);
+    int rc = bs_campaign_file_load(file, &c->f, err);
+    const cJSON *sens;
     if (rc)
         return rc;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    const cJSON *data, *eval, *cal, *sens;
-    if (!root) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: invalid JSON", file);
+    if ((rc = bs_campaign_obj_key(file, c->f.root, "sensitivity", "sensitivity", &sens, err)) ||
+        (rc = bs_campaign_count_key(file, sens, "eval_count", "sensitivity.eval_count",
+                                    &c->sens_count, &c->has_sens_count, err)))
         goto done;
-    }
-    if (!cJSON_IsObject(root)) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: expected a JSON object", file);
-        goto done;
-    }
-    if ((rc = s_obj(file, root, "data", "data", &data, err)) ||
-        (rc = s_obj(file, data, "eval", "data.eval", &eval, err)) ||
-        (rc = s_obj(file, data, "calibration", "data.calibration", &cal, err)) ||
-        (rc = s_obj(file, root, "sensitivity", "sensitivity", &sens, err)) ||
-        (rc = s_path_key(file, root, "model", "model", &c->model, err)) ||
-        (rc = s_path_key(file, eval, "images", "data.eval.images", &c->images, err)) ||
-        (rc = s_path_key(file, eval, "labels", "data.eval.labels", &c->labels, err)) ||
-        (rc = s_path_key(file, cal, "images", "data.calibration.images", &c->calib, err)) ||
-        (rc = s_count_key(file, eval, "count", "data.eval.count", &c->count, NULL, err)) ||
-        (rc = s_count_key(file, sens, "eval_count", "sensitivity.eval_count", &c->sens_count,
-                          &c->has_sens_count, err)))
-        goto done;
-    c->calib_count = cal ? 256 : 0;
-    if ((rc = s_count_key(file, cal, "count", "data.calibration.count", &c->calib_count, NULL,
-                          err)))
-        goto done;
-    if (!c->images) {
+    if (!c->f.images) {
         rc = bs_err_set(err, BS_ECONFIG,
                         "%s: data.eval.images: required key missing (the "
                         "evaluation data sensitivity is measured on)",
                         file);
         goto done;
     }
-    char where[512];
-    snprintf(where, sizeof where, "%s: data.preprocess", file);
-    if ((rc = bs_preprocess_from_json(data ? cJSON_GetObjectItemCaseSensitive(data, "preprocess")
-                                           : NULL,
-                                      where, &c->pre, err)))
-        goto done;
-    if ((rc = bs_quant_opts_from_json(cJSON_GetObjectItemCaseSensitive(root, "quantization"),
-                                      &c->quant, err))) {
-        bs_err_prefix(err, "%s", file);
-        goto done;
-    }
-    rc = s_campaign_precs(file, root, c, err);
+    rc = s_campaign_precs(file, c->f.root, c, err);
 done:
-    cJSON_Delete(root);
-    bs_free(text);
     if (rc)
         s_campaign_free(c);
     return rc;
@@ -689,7 +606,7 @@ int bs_sensitivity_main(int argc, char **argv)
                         c.config);
         goto done;
     }
-    const char *model = c.model ? c.model : camp.model;
+    const char *model = c.model ? c.model : camp.f.model;
     if (!model) {
         rc = bs_err_set(&err, BS_ECONFIG, "%s: model: required key missing (or give --model)",
                         c.config);
@@ -701,13 +618,11 @@ int bs_sensitivity_main(int argc, char **argv)
     r.model_path = model;
     r.precs = camp.precs;
     r.n_precs = camp.n_precs;
-    r.images = camp.images;
-    r.labels = camp.labels;
-    r.count = c.count >= 0 ? c.count : camp.has_sens_count ? camp.sens_count : camp.count;
-    r.pre = &camp.pre;
-    r.quant = camp.quant;
-    r.quant.calib_images = camp.calib;
-    r.quant.calib_count = camp.calib_count;
+    r.images = camp.f.images;
+    r.labels = camp.f.labels;
+    r.count = c.count >= 0 ? c.count : camp.has_sens_count ? camp.sens_count : camp.f.count;
+    r.pre = &camp.f.pre;
+    r.quant = camp.f.quant;
     r.threads = c.threads;
     r.samples = &samples;
     r.on_row = s_on_row;

@@ -65,6 +65,7 @@
 #include <sqlite3.h>
 
 #include "bs_alloc.h"
+#include "bs_campaign.h"
 #include "bs_data.h"
 #include "bs_log.h"
 #include "bs_model.h"
@@ -1828,118 +1829,6 @@ done:
 
 /* ---- the subcommand ----------------------------------------------------------------------- */
 
-/* What export takes from a campaign file; strings owned. */
-typedef struct s_campaign {
-    char *name;
-    char *model;
-    char *calib_images;
-    int64_t calib_count;
-    bs_preprocess_t pre;
-    bs_quant_opts_t q;
-} s_campaign_t;
-
-static void s_campaign_free(s_campaign_t *c)
-{
-    bs_free(c->name);
-    bs_free(c->model);
-    bs_free(c->calib_images);
-    memset(c, 0, sizeof *c);
-}
-
-static int s_obj(const char *file, const cJSON *parent, const char *key, const char *where,
-                 const cJSON **out, bs_err_t *err)
-{
-    *out = parent ? cJSON_GetObjectItemCaseSensitive(parent, key) : NULL;
-    if (*out && !cJSON_IsObject(*out))
-        return bs_err_set(err, BS_ECONFIG, "%s: %s: expected an object", file, where);
-    return 0;
-}
-
-static int s_path(const char *file, const cJSON *obj, const char *key, const char *where,
-                  char **out, bs_err_t *err)
-{
-    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    *out = NULL;
-    if (!it)
-        return 0;
-    const char *s = cJSON_GetStringValue(it);
-    if (!s || !*s)
-        return bs_err_set(err, BS_ECONFIG, "%s: %s: expected a file path (a string)", file, where);
-    return (*out = bs_path_resolve(file, s)) ? 0 : s_oom(err);
-}
-
-/* The keys export needs from a campaign file (configs/README.md): model, name,
- * data.calibration, data.preprocess, quantization. The rest is the searcher's. */
-static int s_campaign_load(const char *file, s_campaign_t *c, bs_err_t *err)
-{
-    memset(c, 0, sizeof *c);
-    bs_preprocess_default(&c->pre);
-    bs_quant_opts_default(&c->q);
-    char *text;
-    size_t len;
-    int rc = bs_read_file(file, 1u << 20, &text, &len, err);
-    if (rc)
-        return rc;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    const cJSON *data, *cal, *it;
-    char where[600];
-    if (!root || !cJSON_IsObject(root)) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: %s", file,
-                        root ? "expected a JSON object" : "invalid JSON");
-        goto done;
-    }
-    if ((rc = s_path(file, root, "model", "model", &c->model, err)))
-        goto done;
-    if (!c->model) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: model: required key missing (the ONNX model)",
-                        file);
-        goto done;
-    }
-    it = cJSON_GetObjectItemCaseSensitive(root, "name");
-    if (it && !(c->name = bs_strdup(cJSON_GetStringValue(it) ? it->valuestring : ""))) {
-        rc = s_oom(err);
-        goto done;
-    }
-    if ((rc = s_obj(file, root, "data", "data", &data, err)) ||
-        (rc = s_obj(file, data, "calibration", "data.calibration", &cal, err)) ||
-        (rc = s_path(file, cal, "images", "data.calibration.images", &c->calib_images, err)))
-        goto done;
-    if (cal && !c->calib_images) {
-        rc = bs_err_set(err, BS_ECONFIG, "%s: data.calibration.images: required key missing "
-                                         "(a file path)", file);
-        goto done;
-    }
-    c->calib_count = cal ? 256 : 0;
-    if ((it = cal ? cJSON_GetObjectItemCaseSensitive(cal, "count") : NULL)) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 9007199254740992.0 ||
-            it->valuedouble != floor(it->valuedouble)) {
-            rc = bs_err_set(err, BS_ECONFIG, "%s: data.calibration.count: expected an integer "
-                                             ">= 0", file);
-            goto done;
-        }
-        c->calib_count = (int64_t)it->valuedouble;
-    }
-    snprintf(where, sizeof where, "%s: data.preprocess", file);
-    if ((rc = bs_preprocess_from_json(
-             data ? cJSON_GetObjectItemCaseSensitive(data, "preprocess") : NULL, where, &c->pre,
-             err)))
-        goto done;
-    if ((rc = bs_quant_opts_from_json(cJSON_GetObjectItemCaseSensitive(root, "quantization"),
-                                      &c->q, err))) {
-        bs_err_prefix(err, "%s", file);
-        goto done;
-    }
-    c->q.calib_images = c->calib_images;
-    c->q.calib_count = c->calib_count;
-    c->q.pre = &c->pre;
-done:
-    cJSON_Delete(root);
-    bs_free(text);
-    if (rc)
-        s_campaign_free(c);
-    return rc;
-}
-
 static void s_usage(FILE *f)
 {
     fputs("usage:\n"
@@ -2081,7 +1970,7 @@ int bs_export_main(int argc, char **argv)
         return s_usage_err("--db needs --eval ID (which evaluation to export)%s", "");
 
     bs_err_t err = {0};
-    s_campaign_t c;
+    bs_campaign_file_t c;
     memset(&c, 0, sizeof c);
     bs_act_table_t act;
     memset(&act, 0, sizeof act);
@@ -2089,7 +1978,10 @@ int bs_export_main(int argc, char **argv)
     memset(&info, 0, sizeof info);
     bs_buf_t a8 = {0};
     char *assignment = NULL;
-    int rc = s_campaign_load(config, &c, &err);
+    int rc = bs_campaign_file_load(config, &c, &err);
+    if (rc == 0 && !c.model)
+        rc = bs_err_set(&err, BS_ECONFIG, "%s: model: required key missing (the ONNX model)",
+                        config);
     if (rc == 0)
         rc = s_check_out(out, &err);
     if (rc == 0 && eval_id) {
@@ -2103,17 +1995,17 @@ int bs_export_main(int argc, char **argv)
             precision = assignment;
     }
     if (rc == 0 && (rc = s_any_a8(c.model, precision, &a8, &err)) > 0) {
-        if (!c.calib_images) {
+        if (!c.calib) {
             rc = bs_err_set(&err, BS_ECONFIG, "%s: data.calibration: required to export int8 "
                                               "activations (layers %s): add data.calibration."
                                               "images", config, a8.data ? a8.data : "");
         } else {
-            BS_INFO("export", "calibrating %s on %s", c.model, c.calib_images);
-            rc = bs_run_calibrate(c.model, (int)threads, &c.q, &act, &err);
+            BS_INFO("export", "calibrating %s on %s", c.model, c.calib);
+            rc = bs_run_calibrate(c.model, (int)threads, &c.quant, &act, &err);
         }
     }
     if (rc == 0)
-        rc = bs_export_model(c.model, precision, &c.q, act.n ? &act : NULL, out, &info, &err);
+        rc = bs_export_model(c.model, precision, &c.quant, act.n ? &act : NULL, out, &info, &err);
     if (rc == 0) {
         for (const char *l = info.notes; l && *l;) {
             const char *nl = strchr(l, '\n');
@@ -2132,6 +2024,6 @@ int bs_export_main(int argc, char **argv)
     bs_free(assignment);
     bs_export_info_free(&info);
     bs_act_table_free(&act);
-    s_campaign_free(&c);
+    bs_campaign_file_free(&c);
     return rc ? 1 : 0;
 }
