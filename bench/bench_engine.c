@@ -284,45 +284,22 @@ static int s_profile(bs_graph_t *g, void **inputs, const char *name, int runs, i
                      double whole_ms, bs_err_t *err)
 {
     int nn = g->n_nodes;
-    double *t = bs_malloc((size_t)nn * (size_t)runs * sizeof *t + 1);
+    double *meds = bs_calloc((size_t)nn + 1, sizeof *meds);
     prof_row_t *rows = bs_malloc((size_t)(nn + 1) * sizeof *rows);
     prof_row_t *top = bs_malloc((size_t)(nn + 1) * sizeof *top);
-    double *col = bs_malloc((size_t)runs * sizeof *col + 1);
     int rc = 0;
-    if (!t || !rows || !top || !col) {
+    if (!meds || !rows || !top) {
         rc = bs_err_set(err, BS_ENOMEM, "out of memory");
         goto out;
     }
-    bs_ctx_t ctx = {.scratch = g->scratch, .pool = g->pool};
-    for (int r = 0; r < runs && rc == 0; r++) {
-        if ((rc = s_set_inputs(g, inputs, err)))
-            break;
-        for (int i = 0; i < nn; i++) {
-            bs_node_t *n = &g->nodes[i];
-            t[(size_t)i * (size_t)runs + (size_t)r] = 0.0;
-            if (n->dead)
-                continue;
-            if (n->op->alias && n->n_out > 0 && n->out[0] >= 0 &&
-                g->tensors[n->out[0]].alias_of >= 0)
-                continue;
-            double t0 = s_now_ms();
-            if ((rc = n->op->run(g, n, &ctx))) {
-                bs_node_err(err, n, rc, "run failed: %s", bs_strerror(rc));
-                break;
-            }
-            t[(size_t)i * (size_t)runs + (size_t)r] = s_now_ms() - t0;
-        }
-    }
-    if (rc)
+    if ((rc = s_node_medians(g, inputs, runs, meds, err)))
         goto out;
     /* per node: median over runs */
     int nrows = 0, ntop = 0;
     double total = 0.0;
     for (int i = 0; i < nn; i++) {
         bs_node_t *n = &g->nodes[i];
-        memcpy(col, &t[(size_t)i * (size_t)runs], (size_t)runs * sizeof *col);
-        qsort(col, (size_t)runs, sizeof *col, s_cmp);
-        double med = s_quantile(col, runs, 0.5);
+        double med = meds[i];
         if (n->dead || med == 0.0)
             continue;
         total += med;
@@ -362,10 +339,9 @@ static int s_profile(bs_graph_t *g, void **inputs, const char *name, int runs, i
                key, shp, top[k].ms);
     }
 out:
-    bs_free(t);
+    bs_free(meds);
     bs_free(rows);
     bs_free(top);
-    bs_free(col);
     return rc;
 }
 
