@@ -36,6 +36,7 @@
  */
 #include "bs_kernels.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -439,18 +440,41 @@ static void s_pack_x(const s_gemm_job_t *j, int m0, int ml, int k0, int kl, floa
             d[(int64_t)k * w + i] = s[(int64_t)i * sxm + (int64_t)k * sxk];
 }
 
+/* The dot products' summation order, which every instruction set reproduces: 16 lanes, lane j
+ * the fused multiply-add chain over k = j, j + 16, ... below n16 = n - n % 16; then the lanes
+ * reduced as two 8-lane vectors added, halves added, pairs added:
+ *   s[i] = L[i] + L[i+8] (i < 8),  h[i] = s[i] + s[i+4] (i < 4),  (h0 + h2) + (h1 + h3);
+ * then the tail k >= n16 added one product (unfused) at a time. */
+static float s_dot_reduce(const float *L)
+{
+    float sv[8], hv[4];
+    for (int i = 0; i < 8; i++)
+        sv[i] = L[i] + L[i + 8];
+    for (int i = 0; i < 4; i++)
+        hv[i] = sv[i] + sv[i + 4];
+    return (hv[0] + hv[2]) + (hv[1] + hv[3]);
+}
+
 float bs__dot_i8_ref(const int8_t *c, const float *x, int n)
 {
-    float acc = 0.0f;
-    for (int k = 0; k < n; k++)
+    float L[16] = {0};
+    int n16 = n - n % 16, k = 0;
+    for (; k < n16; k++)
+        L[k % 16] = fmaf((float)c[k], x[k], L[k % 16]);
+    float acc = n16 ? s_dot_reduce(L) : 0.0f;
+    for (; k < n; k++)
         acc += x[k] * (float)c[k];
     return acc;
 }
 
 float bs__dot_f16_ref(const uint16_t *h, const float *x, int n)
 {
-    float acc = 0.0f;
-    for (int k = 0; k < n; k++)
+    float L[16] = {0};
+    int n16 = n - n % 16, k = 0;
+    for (; k < n16; k++)
+        L[k % 16] = fmaf(bs_f16_to_f32(h[k]), x[k], L[k % 16]);
+    float acc = n16 ? s_dot_reduce(L) : 0.0f;
+    for (; k < n; k++)
         acc += x[k] * bs_f16_to_f32(h[k]);
     return acc;
 }

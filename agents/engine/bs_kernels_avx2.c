@@ -406,7 +406,9 @@ void bs__dw_plane_avx2(const bs_conv2d_t *g, const float *x, const float *w, flo
     }
 }
 
-/* ---- weight-only GEMV dot products (shared with the AVX-512 table) ----------------------- */
+/* ---- weight-only GEMV dot products (shared with the AVX-512 table) -----------------------
+ * The order bs__dot_i8_ref specifies: lanes 0-7 in a0, 8-15 in a1 (fused multiply-adds), then
+ * s = a0 + a1, halves added, pairs added (s_hsum), then the tail unfused. */
 
 static float s_hsum(__m256 a)
 {
@@ -427,7 +429,7 @@ float bs__dot_i8_avx2(const int8_t *c, const float *x, int n)
         a0 = _mm256_fmadd_ps(f0, _mm256_loadu_ps(x + k), a0);
         a1 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x + k + 8), a1);
     }
-    float acc = s_hsum(_mm256_add_ps(a0, a1));
+    float acc = k ? s_hsum(_mm256_add_ps(a0, a1)) : 0.0f;
     for (; k < n; k++)
         acc += x[k] * (float)c[k];
     return acc;
@@ -443,7 +445,7 @@ float bs__dot_f16_avx2(const uint16_t *h, const float *x, int n)
         a0 = _mm256_fmadd_ps(f0, _mm256_loadu_ps(x + k), a0);
         a1 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x + k + 8), a1);
     }
-    float acc = s_hsum(_mm256_add_ps(a0, a1));
+    float acc = k ? s_hsum(_mm256_add_ps(a0, a1)) : 0.0f;
     for (; k < n; k++)
         acc += x[k] * _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h[k])));
     return acc;

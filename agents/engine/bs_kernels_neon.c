@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "bs_kernels_impl.h"
+#include "bs_tensor.h"
 
 #define S_INLINE static inline __attribute__((always_inline))
 
@@ -381,7 +382,19 @@ static void s_dw_plane_neon(const bs_conv2d_t *g, const float *x, const float *w
     }
 }
 
-/* ---- weight-only GEMV dot products ------------------------------------------------------ */
+/* ---- weight-only GEMV dot products ------------------------------------------------------
+ * The order bs__dot_i8_ref specifies: lanes 0-3, 4-7, 8-11, 12-15 in a0..a3 (fused
+ * multiply-adds), then s = (a0 + a2, a1 + a3) as the two halves of an 8-lane vector, halves
+ * added, pairs added, then the tail unfused. */
+
+static float s_dot_reduce_neon(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3)
+{
+    float32x4_t s0 = vaddq_f32(a0, a2), s1 = vaddq_f32(a1, a3); /* s[0..3], s[4..7] */
+    float32x4_t h = vaddq_f32(s0, s1);                           /* h[0..3] */
+    float hv[4];
+    vst1q_f32(hv, h);
+    return (hv[0] + hv[2]) + (hv[1] + hv[3]);
+}
 
 static float s_dot_i8_neon(const int8_t *c, const float *x, int n)
 {
@@ -395,7 +408,7 @@ static float s_dot_i8_neon(const int8_t *c, const float *x, int n)
         a2 = vfmaq_f32(a2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), vld1q_f32(x + k + 8));
         a3 = vfmaq_f32(a3, vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), vld1q_f32(x + k + 12));
     }
-    float acc = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+    float acc = k ? s_dot_reduce_neon(a0, a1, a2, a3) : 0.0f;
     for (; k < n; k++)
         acc += x[k] * (float)c[k];
     return acc;
@@ -403,15 +416,20 @@ static float s_dot_i8_neon(const int8_t *c, const float *x, int n)
 
 static float s_dot_f16_neon(const uint16_t *h, const float *x, int n)
 {
-    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
     int k = 0;
-    for (; k + 8 <= n; k += 8) {
-        float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + k));
-        a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(v)), vld1q_f32(x + k));
-        a1 = vfmaq_f32(a1, vcvt_f32_f16(vget_high_f16(v)), vld1q_f32(x + k + 4));
+    for (; k + 16 <= n; k += 16) {
+        float16x8_t v0 = vreinterpretq_f16_u16(vld1q_u16(h + k));
+        float16x8_t v1 = vreinterpretq_f16_u16(vld1q_u16(h + k + 8));
+        a0 = vfmaq_f32(a0, vcvt_f32_f16(vget_low_f16(v0)), vld1q_f32(x + k));
+        a1 = vfmaq_f32(a1, vcvt_f32_f16(vget_high_f16(v0)), vld1q_f32(x + k + 4));
+        a2 = vfmaq_f32(a2, vcvt_f32_f16(vget_low_f16(v1)), vld1q_f32(x + k + 8));
+        a3 = vfmaq_f32(a3, vcvt_f32_f16(vget_high_f16(v1)), vld1q_f32(x + k + 12));
     }
-    float acc = vaddvq_f32(vaddq_f32(a0, a1));
-    return acc + bs__dot_f16_ref(h + k, x + k, n - k);
+    float acc = k ? s_dot_reduce_neon(a0, a1, a2, a3) : 0.0f;
+    for (; k < n; k++)
+        acc += x[k] * bs_f16_to_f32(h[k]);
+    return acc;
 }
 
 const bs__kernels_t bs__kernels_neon = {

@@ -27,6 +27,7 @@
 #include "bs_alloc.h"
 #include "bs_error.h"
 #include "bs_kernels.h"
+#include "bs_quant.h"
 #include "bs_test.h"
 #include "bs_threadpool.h"
 
@@ -792,6 +793,64 @@ BS_TEST(threadpool_alloc_failure)
     }
 }
 
+/* Weight-only GEMV (bs_gemm_wq with one row): the codes unpacked in the kernel (2..8 bits,
+ * fp16), then the dot product in the 16-lane order bs_kernels.c specifies: every fast ISA
+ * bit for bit with the portable one, and the portable one within float rounding of a double
+ * sum over the dequantized weights. */
+BS_TEST(gemv_wq_isa_matches_scalar)
+{
+    char names[8][16];
+    int nisa = s_fast_isas(names, 8);
+    for (int it = 0; it < 40; it++) {
+        int N = 1 + it % 23, K = 1 + (it * 37) % 700;
+        int bits = it % 8 == 7 ? 16 : 2 + it % 7;
+        float *W = s_randv((size_t)N * K), *x = s_randv((size_t)K), *bias = s_randv((size_t)N);
+        bs_qweight_t q = {0};
+        uint16_t *h = NULL;
+        bs_err_t err;
+        if (bits == 16)
+            ASSERT_OK(bs_f16_weights(W, K, 1, N, K, &h, &err));
+        else
+            ASSERT_OK(bs_quantize_weights(W, K, 1, N, K, bits, BS_QSCALE_MINMAX, &q, &err));
+        bs_gemm_wsrc_t ws = {.q = bits <= 8 ? &q : NULL, .f16 = h};
+        size_t sb = bs_gemm_wq_scratch_size(1, N, K, 1);
+        void *scr = bs_malloc(sb);
+        float *y0 = bs_malloc(sizeof(float) * (size_t)N), *y1 = bs_malloc(sizeof(float) * N);
+        float *row = bs_malloc(sizeof(float) * (size_t)K);
+        ASSERT_OK(bs_kernels_select("scalar"));
+        bs_gemm_wq(1, N, K, x, K, 1, &ws, bias, y0, N, 1, BS_KACT_NONE, 0, 0, scr, NULL);
+        for (int n = 0; n < N; n++) {
+            if (h)
+                bs_f16_dequant(h + (size_t)n * K, (size_t)K, row);
+            else
+                bs_qweight_dequant_row(&q, n, 0, K, row);
+            double ref = bias[n], mag = fabs(bias[n]) + 1.0;
+            for (int k = 0; k < K; k++) {
+                ref += (double)x[k] * row[k];
+                mag += fabs((double)x[k] * row[k]);
+            }
+            ASSERT(fabs(y0[n] - ref) <= 1e-5 * mag);
+        }
+        for (int i = 0; i < nisa; i++) {
+            ASSERT_OK(bs_kernels_select(names[i]));
+            bs_gemm_wq(1, N, K, x, K, 1, &ws, bias, y1, N, 1, BS_KACT_NONE, 0, 0, scr, NULL);
+            if (memcmp(y0, y1, sizeof(float) * (size_t)N) != 0)
+                bs_test_fail(__FILE__, __LINE__, "%s: GEMV N=%d K=%d bits=%d differs", names[i],
+                             N, K, bits);
+        }
+        bs_free(W);
+        bs_free(x);
+        bs_free(bias);
+        bs_qweight_free(&q);
+        bs_free(h);
+        bs_free(scr);
+        bs_free(y0);
+        bs_free(y1);
+        bs_free(row);
+    }
+    ASSERT_OK(bs_kernels_select(nisa ? names[nisa - 1] : "scalar"));
+}
+
 #define TESTS(X)                                                                                 \
     X(isa_dispatch)                                                                              \
     X(threadpool_runs_each_item_once)                                                            \
@@ -810,6 +869,7 @@ BS_TEST(threadpool_alloc_failure)
     X(depthwise_blocks_match_scalar)                                                             \
     X(depthwise_blocks_threads_bitwise)                                                          \
     X(direct_conv_matches_naive)                                                                 \
-    X(direct_conv_threads_bitwise)
+    X(direct_conv_threads_bitwise)                                                               \
+    X(gemv_wq_isa_matches_scalar)
 
 BS_TEST_MAIN(TESTS)

@@ -84,8 +84,10 @@ static int32_t s_rne_i32(double v)
 /* ---- bs_gemm_wq ------------------------------------------------------------------------- */
 
 /* M >= 2: the same tiles in the same order, so bit for bit. M == 1 is a GEMV straight from
- * the codes (scale applied after the dot product, the table's own summation order): equal to
- * float rounding, |y1 - y2| <= 1e-5 * (1 + sum_k |x_k w_k|) (K <= 600 terms in [-1, 1]). */
+ * the codes (the scale applied after the dot product, in the 16-lane order bs_kernels.c
+ * specifies, which every ISA reproduces bit for bit: checked separately), so it equals the
+ * tiled product to float rounding: |y1 - y2| <= 1e-5 * (1 + sum_k |x_k w_k|) (K <= 600 terms
+ * in [-1, 1]). */
 static void s_check_wq(const char *isa, int M, int N, int K, int bits, const float *X,
                        const float *deq, const float *y1, const float *y2)
 {
@@ -145,6 +147,16 @@ BS_TEST(gemm_wq_equals_gemm_on_dequantized_weights)
             bs_gemm_wsrc_t ws = {.q = bits <= 8 ? &q : NULL, .f16 = h, .n0 = 0};
             bs_gemm_wq(M, N, K, X, K, 1, &ws, bias, y2, N, 1, act, -0.5f, 0.5f, s2, pool);
             s_check_wq(tok, M, N, K, bits, X, deq, y1, y2);
+            if (M == 1) { /* the GEMV: every ISA bit for bit with the portable one */
+                float *y3 = bs_malloc(sizeof(float) * (size_t)N);
+                ASSERT_OK(bs_kernels_select("scalar"));
+                bs_gemm_wq(M, N, K, X, K, 1, &ws, bias, y3, N, 1, act, -0.5f, 0.5f, s2, pool);
+                ASSERT_OK(bs_kernels_select(tok));
+                if (memcmp(y2, y3, sizeof(float) * (size_t)N) != 0)
+                    bs_test_fail(__FILE__, __LINE__, "%s: GEMV N=%d K=%d bits=%d differs from "
+                                 "the portable GEMV", tok, N, K, bits);
+                bs_free(y3);
+            }
             /* column (conv plane) layout too */
             bs_gemm(M, N, K, X, K, 1, wp, bias, y1, 1, M, act, -0.5f, 0.5f, s1, pool);
             bs_gemm_wq(M, N, K, X, K, 1, &ws, bias, y2, 1, M, act, -0.5f, 0.5f, s2, pool);
