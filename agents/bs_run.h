@@ -36,13 +36,19 @@
 
 typedef struct bs_measure_opts {
     int64_t warmup_runs; /* untimed runs first; default 5 */
+    double warmup_min_ms; /* and untimed for at least this long; default 100 */
     int64_t min_runs;    /* at least this many timed runs; default 20, >= 1 */
     double min_time_ms;  /* and at least this long; default 500 */
-    double max_time_ms;  /* but never longer than this; default 10000 */
+    double max_time_ms;  /* but never longer than this (per pass); default 10000 */
+    double cv_max;       /* a pass whose coefficient of variation exceeds this is measured
+                            again; default 0.05 */
+    int64_t remeasure_max; /* at most this many more passes; default 2 */
+    double cooldown_ms;  /* idle before the job (thermal recovery); default 0 */
+    char cpus[64];       /* CPU list to pin the job's threads to ("4-7", "0,2"); "" = any */
 } bs_measure_opts_t;
 
 void bs_measure_defaults(bs_measure_opts_t *m);
-/* Reads the four keys from a JOB's measure object (NULL: defaults); other keys (backend,
+/* Reads the keys above from a JOB's measure object (NULL: defaults); other keys (backend,
  * threads, ...) are left to others. err names the key: "measure.min_runs: expected ...". */
 int bs_measure_from_json(const cJSON *measure, bs_measure_opts_t *out, bs_err_t *err);
 
@@ -106,9 +112,24 @@ typedef struct bs_eval {
 int bs_run_evaluate(bs_graph_t *g, const bs_dataset_t *ds, const float *ref,
                     const atomic_int *cancel, bs_eval_t *out, float **outputs, bs_err_t *err);
 
-/* Times g on whatever its inputs hold (set them first). */
+/* Times g on whatever its inputs hold (set them first): warm-up (warmup_runs and
+ * warmup_min_ms), then timed passes; a pass whose coefficient of variation exceeds cv_max is
+ * repeated up to remeasure_max times and the steadiest pass (lowest CV) is kept; *remeasures
+ * gets the extra passes run and *unstable 1 when even the kept one exceeds cv_max (both may
+ * be NULL). */
 int bs_run_time(bs_graph_t *g, const bs_measure_opts_t *m, const atomic_int *cancel,
-                bs_latency_stats_t *st, bs_err_t *err);
+                bs_latency_stats_t *st, int *remeasures, int *unstable, bs_err_t *err);
+
+/* What the machine looked like around a job: the hottest thermal zone and the mean current
+ * frequency of the CPUs the job may use, read under the sensor root (BITSCOUT_SENSOR_ROOT,
+ * default "/": sys/class/thermal/thermal_zone*\/temp in m°C,
+ * sys/devices/system/cpu/cpuN/cpufreq/scaling_cur_freq in kHz). NAN where nothing is readable. */
+typedef struct bs_run_env {
+    double temp_c;
+    double freq_mhz;
+} bs_run_env_t;
+void bs_run_env_read(const char *cpus, bs_run_env_t *out);
+
 
 /* Resets the peak-RSS mark (0, or -1 when the kernel refuses) and reads it (bytes, -1 when
  * unknown). */

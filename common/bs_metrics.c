@@ -15,6 +15,8 @@ void bs_metrics_init(bs_metrics_t *m)
     m->weight_bytes = m->arena_bytes = m->peak_rss_bytes = -1;
     m->energy_j = NAN;
     strcpy(m->energy_source, "none");
+    m->unstable = m->throttled = -1;
+    m->temp_before_c = m->temp_after_c = m->freq_before_mhz = m->freq_after_mhz = NAN;
 }
 
 int bs_metric_default_goal(const char *name)
@@ -127,6 +129,21 @@ cJSON *bs_metrics_to_json(const bs_metrics_t *m)
     }
     bad = bad || !cJSON_AddBoolToObject(o, "simulated", m->simulated);
     bad = bad || !cJSON_AddStringToObject(o, "backend", m->backend);
+    cJSON *run = bad ? NULL : cJSON_AddObjectToObject(o, "run");
+    bad = bad || !run;
+    bad = bad || s_add_num(run, "threads", m->threads > 0 ? m->threads : NAN);
+    bad = bad || !cJSON_AddStringToObject(run, "cpus", m->cpus);
+    bad = bad || s_add_num(run, "remeasures", m->remeasures);
+    bad = bad || !(m->unstable < 0 ? cJSON_AddNullToObject(run, "unstable")
+                                   : cJSON_AddBoolToObject(run, "unstable", m->unstable));
+    bad = bad || s_add_num(run, "temp_before_c", m->temp_before_c);
+    bad = bad || s_add_num(run, "temp_after_c", m->temp_after_c);
+    bad = bad || s_add_num(run, "freq_before_mhz", m->freq_before_mhz);
+    bad = bad || s_add_num(run, "freq_after_mhz", m->freq_after_mhz);
+    bad = bad || !(m->throttled < 0 ? cJSON_AddNullToObject(run, "throttled")
+                                    : cJSON_AddBoolToObject(run, "throttled", m->throttled));
+    bad = bad || !cJSON_AddStringToObject(run, "agent_version", m->agent_version);
+    bad = bad || !cJSON_AddStringToObject(run, "engine", m->engine);
     cJSON_Delete(lat);
     cJSON_Delete(en);
     if (bad) {
@@ -226,5 +243,44 @@ int bs_metrics_from_json(const cJSON *obj, bs_metrics_t *m, bs_err_t *err)
     if (sim && !cJSON_IsBool(sim))
         return bs_err_set(err, BS_EPROTO, "metrics.simulated: expected true or false");
     m->simulated = cJSON_IsTrue(sim);
-    return s_get_str(obj, "backend", "", m->backend, sizeof m->backend, err);
+    if ((rc = s_get_str(obj, "backend", "", m->backend, sizeof m->backend, err)))
+        return rc;
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(obj, "run");
+    if (!run || cJSON_IsNull(run))
+        return 0;
+    if (!cJSON_IsObject(run))
+        return bs_err_set(err, BS_EPROTO, "metrics.run: expected an object");
+    if ((rc = s_get_num(run, "threads", "run.", 1, 1024, &v, err)))
+        return rc;
+    m->threads = isnan(v) ? 0 : (int)v;
+    if ((rc = s_get_num(run, "remeasures", "run.", 0, 1000, &v, err)))
+        return rc;
+    m->remeasures = isnan(v) ? 0 : (int)v;
+    struct {
+        const char *k;
+        double lo, hi;
+        double *dst;
+    } d[] = {{"temp_before_c", -100, 300, &m->temp_before_c},
+             {"temp_after_c", -100, 300, &m->temp_after_c},
+             {"freq_before_mhz", 0, 1e6, &m->freq_before_mhz},
+             {"freq_after_mhz", 0, 1e6, &m->freq_after_mhz}};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+        if ((rc = s_get_num(run, d[i].k, "run.", d[i].lo, d[i].hi, d[i].dst, err)))
+            return rc;
+    struct {
+        const char *k;
+        int *dst;
+    } f[] = {{"unstable", &m->unstable}, {"throttled", &m->throttled}};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(run, f[i].k);
+        if (it && !cJSON_IsNull(it) && !cJSON_IsBool(it))
+            return bs_err_set(err, BS_EPROTO, "metrics.run.%s: expected true, false or null",
+                              f[i].k);
+        *f[i].dst = !it || cJSON_IsNull(it) ? -1 : cJSON_IsTrue(it);
+    }
+    if ((rc = s_get_str(run, "cpus", "run.", m->cpus, sizeof m->cpus, err)) ||
+        (rc = s_get_str(run, "agent_version", "run.", m->agent_version, sizeof m->agent_version,
+                        err)))
+        return rc;
+    return s_get_str(run, "engine", "run.", m->engine, sizeof m->engine, err);
 }

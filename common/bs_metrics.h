@@ -44,6 +44,16 @@ typedef struct bs_metrics {
     char energy_reason[128]; /* why unknown, "" otherwise */
     int simulated;           /* 1: produced by the sim backend, not measured */
     char backend[16];        /* "sim", "engine" */
+    /* how the run went (JSON "run"; all optional): */
+    int threads;             /* kernel threads used; 0 if unknown */
+    char cpus[64];           /* CPUs the job's threads could run on ("0-3"), "" if unknown */
+    int remeasures;          /* extra timing passes because of a high CV */
+    int unstable;            /* 1: CV stayed above measure.cv_max; 0: stable; -1 unknown */
+    double temp_before_c, temp_after_c;   /* hottest thermal zone; NAN if unknown */
+    double freq_before_mhz, freq_after_mhz; /* mean current frequency of those CPUs; NAN */
+    int throttled;           /* 1: frequency fell by over 10% during the job; -1 unknown */
+    char agent_version[24];  /* bitscout version of the agent that measured */
+    char engine[48];         /* engine build: "bitscout-engine 0.1.0 avx512/avx512vnni" */
 } bs_metrics_t;
 
 void bs_metrics_init(bs_metrics_t *m); /* everything unknown, energy source "none" */

@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -331,4 +332,33 @@ void bs_buf_free(bs_buf_t *b)
     b->data = NULL;
     b->len = b->cap = 0;
     b->oom = 0;
+}
+
+int bs_cpulist_parse(const char *list, unsigned char mask[128])
+{
+    memset(mask, 0, 128);
+    const char *p = list;
+    int any = 0;
+    while (p && *p) {
+        char *end;
+        long a = strtol(p, &end, 10), b;
+        if (end == p || a < 0 || a >= 1024)
+            return BS_EINVAL;
+        b = a;
+        p = end;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (end == p + 1 || b < a || b >= 1024)
+                return BS_EINVAL;
+            p = end;
+        }
+        for (long i = a; i <= b; i++)
+            mask[i / 8] |= (unsigned char)(1u << (i % 8));
+        any = 1;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return BS_EINVAL;
+    }
+    return any ? 0 : BS_EINVAL;
 }

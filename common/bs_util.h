@@ -63,4 +63,8 @@ void bs_buf_append(bs_buf_t *b, const char *s, size_t n);
 void bs_buf_printf(bs_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bs_buf_free(bs_buf_t *b);
 
+/* Parses a CPU list ("0-3,6": numbers and ascending ranges, comma-separated) into mask (bit i:
+ * CPU i, i < 1024). Returns 0, or BS_EINVAL for an empty or malformed list. */
+int bs_cpulist_parse(const char *list, unsigned char mask[128]);
+
 #endif

@@ -38,6 +38,51 @@
 
 /* ---- schema ----------------------------------------------------------------------------- */
 
+/* The results view: v1 made it, v3 remade it with the columns of RESULT's metrics.run. */
+#define S_RESULTS_COLS_V1 \
+    "  cp.name AS campaign," \
+    "  e.id AS eval_id," \
+    "  e.config_id AS config_id," \
+    "  c.assignment AS assignment," \
+    "  e.status AS status," \
+    "  e.simulated AS simulated," \
+    "  e.accuracy AS accuracy," \
+    "  e.metric AS metric," \
+    "  e.latency_median_ms AS latency_median_ms," \
+    "  e.latency_p90_ms AS latency_p90_ms," \
+    "  e.latency_p99_ms AS latency_p99_ms," \
+    "  e.latency_min_ms AS latency_min_ms," \
+    "  e.latency_mean_ms AS latency_mean_ms," \
+    "  e.latency_std_ms AS latency_std_ms," \
+    "  e.latency_cv AS latency_cv," \
+    "  e.latency_runs AS latency_runs," \
+    "  e.weight_bytes AS weight_bytes," \
+    "  e.arena_bytes AS arena_bytes," \
+    "  e.peak_rss_bytes AS peak_rss_bytes," \
+    "  e.energy_j AS energy_j," \
+    "  e.energy_source AS energy_source," \
+    "  e.energy_reason AS energy_reason," \
+    "  a.name AS agent," \
+    "  a.uid AS agent_uid," \
+    "  e.backend AS backend," \
+    "  e.attempts AS attempts," \
+    "  e.error_code AS error_code," \
+    "  e.error_message AS error_message," \
+    "  e.started_at AS started_at," \
+    "  e.finished_at AS finished_at," \
+    "  e.fetch_ms AS fetch_ms," \
+    "  e.run_ms AS run_ms" \
+
+#define S_RESULTS_FROM \
+    " FROM evaluations e" \
+    " JOIN configs c ON c.id = e.config_id" \
+    " JOIN campaigns cp ON cp.id = e.campaign_id" \
+    " LEFT JOIN agents a ON a.id = e.agent_id;" \
+
+#define S_PARETO_VIEW \
+    "CREATE VIEW pareto AS SELECT r.* FROM results r" \
+    " JOIN pareto_members pm ON pm.evaluation_id = r.eval_id;"
+
 /* Version 0 -> 1: the whole first schema. db/schema.md documents every column; keep it in
  * step. Never edit a shipped migration: add a new one and bump BS_STORE_SCHEMA_VERSION. */
 static const char s_schema_v1[] =
@@ -139,44 +184,9 @@ static const char s_schema_v1[] =
     "  hypervolume REAL);"
     "CREATE INDEX progress_by_campaign ON progress(campaign_id, id);"
     "CREATE VIEW results AS SELECT"
-    "  cp.name AS campaign,"
-    "  e.id AS eval_id,"
-    "  e.config_id AS config_id,"
-    "  c.assignment AS assignment,"
-    "  e.status AS status,"
-    "  e.simulated AS simulated,"
-    "  e.accuracy AS accuracy,"
-    "  e.metric AS metric,"
-    "  e.latency_median_ms AS latency_median_ms,"
-    "  e.latency_p90_ms AS latency_p90_ms,"
-    "  e.latency_p99_ms AS latency_p99_ms,"
-    "  e.latency_min_ms AS latency_min_ms,"
-    "  e.latency_mean_ms AS latency_mean_ms,"
-    "  e.latency_std_ms AS latency_std_ms,"
-    "  e.latency_cv AS latency_cv,"
-    "  e.latency_runs AS latency_runs,"
-    "  e.weight_bytes AS weight_bytes,"
-    "  e.arena_bytes AS arena_bytes,"
-    "  e.peak_rss_bytes AS peak_rss_bytes,"
-    "  e.energy_j AS energy_j,"
-    "  e.energy_source AS energy_source,"
-    "  e.energy_reason AS energy_reason,"
-    "  a.name AS agent,"
-    "  a.uid AS agent_uid,"
-    "  e.backend AS backend,"
-    "  e.attempts AS attempts,"
-    "  e.error_code AS error_code,"
-    "  e.error_message AS error_message,"
-    "  e.started_at AS started_at,"
-    "  e.finished_at AS finished_at,"
-    "  e.fetch_ms AS fetch_ms,"
-    "  e.run_ms AS run_ms"
-    " FROM evaluations e"
-    " JOIN configs c ON c.id = e.config_id"
-    " JOIN campaigns cp ON cp.id = e.campaign_id"
-    " LEFT JOIN agents a ON a.id = e.agent_id;"
-    "CREATE VIEW pareto AS SELECT r.* FROM results r"
-    " JOIN pareto_members pm ON pm.evaluation_id = r.eval_id;";
+    S_RESULTS_COLS_V1
+    S_RESULTS_FROM
+    S_PARETO_VIEW;
 
 /* Version 1 -> 2: per-layer sensitivity measurements (issue 4), one row per (campaign, agent
  * name, layer, precision). */
@@ -196,7 +206,29 @@ static const char s_schema_v2[] =
     "  created_at TEXT,"
     "  UNIQUE(campaign_id, agent, layer, precision));";
 
-static const char *const s_migrations[] = {s_schema_v1, s_schema_v2};
+/* Version 2 -> 3: the results view gains how each run went (issue 5), read from the RESULT
+ * kept in evaluations.result_json (metrics.run: threads, CPUs, remeasures, stability,
+ * temperatures, frequencies, throttling, agent and engine versions). */
+static const char s_schema_v3[] =
+    "DROP VIEW pareto;"
+    "DROP VIEW results;"
+    "CREATE VIEW results AS SELECT"
+    S_RESULTS_COLS_V1 ","
+    "  json_extract(e.result_json, '$.metrics.run.threads') AS threads,"
+    "  json_extract(e.result_json, '$.metrics.run.cpus') AS cpus,"
+    "  json_extract(e.result_json, '$.metrics.run.remeasures') AS remeasures,"
+    "  json_extract(e.result_json, '$.metrics.run.unstable') AS unstable,"
+    "  json_extract(e.result_json, '$.metrics.run.temp_before_c') AS temp_before_c,"
+    "  json_extract(e.result_json, '$.metrics.run.temp_after_c') AS temp_after_c,"
+    "  json_extract(e.result_json, '$.metrics.run.freq_before_mhz') AS freq_before_mhz,"
+    "  json_extract(e.result_json, '$.metrics.run.freq_after_mhz') AS freq_after_mhz,"
+    "  json_extract(e.result_json, '$.metrics.run.throttled') AS throttled,"
+    "  json_extract(e.result_json, '$.metrics.run.agent_version') AS agent_version,"
+    "  json_extract(e.result_json, '$.metrics.run.engine') AS engine"
+    S_RESULTS_FROM
+    S_PARETO_VIEW;
+
+static const char *const s_migrations[] = {s_schema_v1, s_schema_v2, s_schema_v3};
 
 _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == BS_STORE_SCHEMA_VERSION,
                "one migration per schema version");

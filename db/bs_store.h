@@ -12,7 +12,7 @@
  * BS_EEXIST and never counted twice), attempts (every try of every job, with its outcome),
  * pareto_members, progress, sensitivity (schema version 2: one row per campaign, agent name,
  * layer and precision, written a whole sensitivity job at a time). Views for people: `results`
- * and `pareto`.
+ * and `pareto` (schema version 3 adds how each run went, from the stored RESULT).
  *
  * Strings passed in are copied; nothing returned is owned by the caller unless said so.
  */
@@ -27,7 +27,7 @@
 typedef struct bs_store bs_store_t;
 typedef struct sqlite3 sqlite3;
 
-#define BS_STORE_SCHEMA_VERSION 2
+#define BS_STORE_SCHEMA_VERSION 3
 
 /* Opens (creating if needed, unless readonly) and migrates to BS_STORE_SCHEMA_VERSION.
  * A database newer than this build fails with BS_EDB and says so. */

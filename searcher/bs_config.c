@@ -764,9 +764,11 @@ static int s_parse_budget(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
 
 static int s_parse_measure(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
 {
-    static const char *const keys[] = {"backend",     "warmup_runs", "min_runs",
-                                       "min_time_ms", "max_time_ms", "threads",
-                                       "sim_delay_ms", "sim_fail_rate", NULL};
+    static const char *const keys[] = {"backend",       "warmup_runs",  "warmup_min_ms",
+                                       "min_runs",      "min_time_ms",  "max_time_ms",
+                                       "cv_max",        "remeasure_max", "cooldown_ms",
+                                       "cpus",          "threads",      "sim_delay_ms",
+                                       "sim_fail_rate", NULL};
     static const char *const backends[] = {"engine", "sim", NULL};
     const cJSON *obj;
     int rc = s_object(c, root, "", "measure", 0, "an object", &obj);
@@ -779,14 +781,25 @@ static int s_parse_measure(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
     if ((rc = s_enum(c, obj, p, "backend", backends, "engine", &backend)))
         return rc;
     int sim = strcmp(backend, "sim") == 0;
-    int64_t warmup, min_runs, threads, delay = 0;
-    double min_t, max_t, fail = 0;
+    int64_t warmup, min_runs, threads, remeasure, delay = 0;
+    double min_t, max_t, warm_t, cv_max, cool, fail = 0;
     if ((rc = s_int(c, obj, p, "warmup_runs", 0, 0, 100000, 5, &warmup)) ||
+        (rc = s_num(c, obj, p, "warmup_min_ms", 0, 0, 0, 1e9, 100, &warm_t)) ||
         (rc = s_int(c, obj, p, "min_runs", 0, 1, 100000, 20, &min_runs)) ||
         (rc = s_num(c, obj, p, "min_time_ms", 0, 0, 0, INFINITY, 500, &min_t)) ||
         (rc = s_num(c, obj, p, "max_time_ms", 0, 0, 1, INFINITY, 10000, &max_t)) ||
+        (rc = s_num(c, obj, p, "cv_max", 0, 0, 1, 10, 0.05, &cv_max)) ||
+        (rc = s_int(c, obj, p, "remeasure_max", 0, 0, 10, 2, &remeasure)) ||
+        (rc = s_num(c, obj, p, "cooldown_ms", 0, 0, 0, 3.6e6, 0, &cool)) ||
         (rc = s_int(c, obj, p, "threads", 0, 1, 1024, 1, &threads)))
         return rc;
+    const cJSON *cpus = s_get(obj, "cpus");
+    unsigned char cpumask[128];
+    if (cpus && (!cJSON_IsString(cpus) || strlen(cpus->valuestring) >= 64 ||
+                 bs_cpulist_parse(cpus->valuestring, cpumask) != 0))
+        return s_fail(c, "measure.cpus", cpus,
+                      "a CPU list such as \"4-7\" or \"0,2\" (CPUs 0..1023, under 64 "
+                      "characters)");
     if (max_t < min_t) {
         const cJSON *it = s_get(obj, "max_time_ms");
         if (it)
@@ -815,7 +828,12 @@ static int s_parse_measure(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
         !cJSON_AddNumberToObject(m, "min_runs", (double)min_runs) ||
         !cJSON_AddNumberToObject(m, "min_time_ms", min_t) ||
         !cJSON_AddNumberToObject(m, "max_time_ms", max_t) ||
-        !cJSON_AddNumberToObject(m, "threads", (double)threads))
+        !cJSON_AddNumberToObject(m, "warmup_min_ms", warm_t) ||
+        !cJSON_AddNumberToObject(m, "cv_max", cv_max) ||
+        !cJSON_AddNumberToObject(m, "remeasure_max", (double)remeasure) ||
+        !cJSON_AddNumberToObject(m, "cooldown_ms", cool) ||
+        !cJSON_AddNumberToObject(m, "threads", (double)threads) ||
+        (cpus && !cJSON_AddStringToObject(m, "cpus", cpus->valuestring)))
         return s_oom(c);
     if (sim && (!cJSON_AddNumberToObject(m, "sim_delay_ms", (double)delay) ||
                 !cJSON_AddNumberToObject(m, "sim_fail_rate", fail)))

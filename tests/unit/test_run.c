@@ -1,18 +1,27 @@
 /*
  * test_run.c - the shared run path (bs_run.c) and the "engine" backend, on the bundled
- * Fashion-MNIST model: measure settings from JSON, the fp32-only assignment check, evaluation
- * with and without labels, timing by runs and by cancel flag, and a whole backend job with the
- * metrics it must report (real, not simulated; energy unknown). Tests that need the Debian
+ * Fashion-MNIST model: measure settings from JSON, the assignment check, evaluation with and
+ * without labels, timing by runs, by cancel flag and by coefficient of variation (remeasures,
+ * unstable), the machine's temperature and frequencies from a fake sensor tree, CPU pinning,
+ * and a whole backend job with the metrics it must report (real, not simulated; energy
+ * unknown). Tests that need the Debian
  * Fashion-MNIST files skip themselves when the package is absent.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "bs_alloc.h"
 #include "bs_backend.h"
 #include "bs_data.h"
 #include "bs_npy.h"
 #include "bs_run.h"
 #include "bs_test.h"
+#include "bs_util.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define S_MODEL BS_SRC_DIR "/models/fmnist-cnn.onnx"
@@ -122,21 +131,39 @@ BS_TEST(evaluate_and_time)
     bs_free(outs);
 
     /* timing: exactly min_runs when min_time_ms is 0 */
-    bs_measure_opts_t m = {
-        .warmup_runs = 1, .min_runs = 7, .min_time_ms = 0, .max_time_ms = 60000};
+    bs_measure_opts_t m;
+    bs_measure_defaults(&m);
+    m.warmup_runs = 1;
+    m.warmup_min_ms = 0;
+    m.min_runs = 7;
+    m.min_time_ms = 0;
+    m.max_time_ms = 60000;
+    m.cv_max = 10; /* any pass is steady enough: exactly one pass */
     bs_latency_stats_t st;
-    ASSERT_OK(bs_run_time(g, &m, NULL, &st, &err));
+    int again = -1, unstable = -1;
+    ASSERT_OK(bs_run_time(g, &m, NULL, &st, &again, &unstable, &err));
     ASSERT_EQ(7, st.n);
+    ASSERT_EQ(0, again);
+    ASSERT_EQ(0, unstable);
+    /* an impossible cv_max: every pass is measured again, up to remeasure_max, and the result
+     * is flagged unstable (a CV of exactly 0 over 7 runs of a real model does not happen) */
+    m.cv_max = 1e-6;
+    m.remeasure_max = 2;
+    ASSERT_OK(bs_run_time(g, &m, NULL, &st, &again, &unstable, &err));
+    ASSERT_EQ(2, again);
+    ASSERT_EQ(1, unstable);
+    ASSERT_EQ(7, st.n);
+    m.cv_max = 10;
     ASSERT(st.min > 0 && st.min <= st.median && st.median <= st.p90);
     /* bounded by max_time_ms: far fewer than a million runs */
     m.min_runs = 100000;
     m.max_time_ms = 20;
-    ASSERT_OK(bs_run_time(g, &m, NULL, &st, &err));
+    ASSERT_OK(bs_run_time(g, &m, NULL, &st, NULL, NULL, &err));
     ASSERT(st.n >= 1 && st.n < 100000);
     /* canceled */
     atomic_int cancel;
     atomic_init(&cancel, 1);
-    ASSERT_EQ(BS_ECANCELED, bs_run_time(g, &m, &cancel, &st, &err));
+    ASSERT_EQ(BS_ECANCELED, bs_run_time(g, &m, &cancel, &st, NULL, NULL, &err));
     ASSERT_EQ(BS_ECANCELED, bs_run_evaluate(g, &ds, NULL, &cancel, &ev2, NULL, &err));
     bs_dataset_free(&ds);
     bs_graph_free(&g);
@@ -231,6 +258,87 @@ BS_TEST(engine_backend)
     ASSERT_EQ(BS_ECANCELED, s_engine_job(NULL, measure, data, S_LABELS, &cancel, &m, &err));
 }
 
+/* What a job records about its run: the CPUs it was pinned to, threads, versions, and the
+ * machine's temperature and frequencies read under BITSCOUT_SENSOR_ROOT (a fake tree here). */
+static void s_write(const char *dir, const char *rel, const char *text)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *p = path + strlen(dir) + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    ASSERT(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+BS_TEST(run_environment_and_pinning)
+{
+    const char *root = bs_test_tmpdir();
+    s_write(root, "sys/class/thermal/thermal_zone0/temp", "41500\n");
+    s_write(root, "sys/class/thermal/thermal_zone1/temp", "55000\n");
+    s_write(root, "sys/class/thermal/thermal_zone2/temp", "garbage\n");
+    s_write(root, "sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq", "2000000\n");
+    s_write(root, "sys/devices/system/cpu/cpu1/cpufreq/scaling_cur_freq", "1000000\n");
+    setenv("BITSCOUT_SENSOR_ROOT", root, 1);
+    bs_run_env_t env;
+    bs_run_env_read("0", &env);
+    ASSERT_DBL_NEAR(55.0, env.temp_c, 1e-9);
+    ASSERT_DBL_NEAR(2000.0, env.freq_mhz, 1e-9);
+    bs_run_env_read("0-1", &env);
+    ASSERT_DBL_NEAR(1500.0, env.freq_mhz, 1e-9);
+    bs_run_env_read("5", &env); /* no such CPU in the tree */
+    ASSERT(isnan(env.freq_mhz));
+    char empty[4200];
+    snprintf(empty, sizeof empty, "%s/none", root);
+    setenv("BITSCOUT_SENSOR_ROOT", empty, 1);
+    bs_run_env_read("", &env);
+    ASSERT(isnan(env.temp_c) && isnan(env.freq_mhz));
+    unsetenv("BITSCOUT_SENSOR_ROOT");
+
+    unsigned char mask[128];
+    ASSERT_OK(bs_cpulist_parse("0-3,6", mask));
+    ASSERT_EQ(0x4f, mask[0]);
+    ASSERT_EQ(BS_EINVAL, bs_cpulist_parse("3-1", mask));
+    ASSERT_EQ(BS_EINVAL, bs_cpulist_parse("1,,2", mask));
+    ASSERT_EQ(BS_EINVAL, bs_cpulist_parse("", mask));
+    ASSERT_EQ(BS_EINVAL, bs_cpulist_parse("1024", mask));
+
+    if (!s_have_data())
+        return;
+    bs_metrics_t m;
+    bs_err_t err;
+    const char *data = "{\"eval_count\": 20}";
+    ASSERT_OK(s_engine_job(NULL,
+                           "{\"warmup_runs\": 1, \"min_runs\": 3, \"min_time_ms\": 0, "
+                           "\"cpus\": \"0\"}",
+                           data, S_LABELS, NULL, &m, &err));
+    ASSERT_STR_EQ("0", m.cpus);
+    ASSERT_EQ(1, m.threads);
+    ASSERT(m.unstable == 0 || m.unstable == 1);
+    ASSERT_STR_EQ(BS_VERSION, m.agent_version);
+    ASSERT_CONTAINS(m.engine, "bitscout-engine");
+    cJSON *j = bs_metrics_to_json(&m);
+    bs_metrics_t back;
+    ASSERT_OK(bs_metrics_from_json(j, &back, &err));
+    ASSERT_STR_EQ("0", back.cpus);
+    ASSERT_EQ(m.unstable, back.unstable);
+    cJSON_Delete(j);
+    /* the job's thread is unpinned afterwards */
+    cpu_set_t set;
+    ASSERT_OK(sched_getaffinity(0, sizeof set, &set));
+    ASSERT(CPU_COUNT(&set) >= 1);
+    ASSERT_EQ(BS_EINVAL, s_engine_job(NULL, "{\"cpus\": \"7-2\"}", data, S_LABELS, NULL, &m,
+                                      &err));
+    ASSERT_CONTAINS(err.msg, "measure.cpus");
+    ASSERT_EQ(BS_EINVAL, s_engine_job(NULL, "{\"cpus\": \"1000\"}", data, S_LABELS, NULL, &m,
+                                      &err));
+    ASSERT_CONTAINS(err.msg, "cannot run on CPUs 1000");
+}
+
 BS_TEST(run_command_usage)
 {
     char *bad1[] = {"run", "--repeats", "0", NULL};
@@ -258,6 +366,7 @@ BS_TEST(run_command_usage)
     X(assignment_checks)                                                                       \
     X(evaluate_and_time)                                                                          \
     X(engine_backend)                                                                             \
+    X(run_environment_and_pinning)                                                              \
     X(run_command_usage)
 
 BS_TEST_MAIN(TESTS)

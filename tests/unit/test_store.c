@@ -88,7 +88,9 @@ static int64_t s_add_eval(bs_store_t *st, int64_t camp, int64_t cfg, int64_t age
         .finished_ms = 1795795263456,
         .fetch_ms = 3.5,
         .run_ms = 120.0,
-        .result_json = "{\"type\": \"RESULT\"}",
+        .result_json = "{\"type\": \"RESULT\", \"metrics\": {\"run\": {\"threads\": 2, "
+                       "\"cpus\": \"0-1\", \"unstable\": false, \"throttled\": true, "
+                       "\"engine\": \"bitscout-engine 0.1.0 avx2/avxvnni\"}}}",
     };
     int64_t id = 0;
     ASSERT_OK(bs_store_eval_add(st, &rec, &id));
@@ -550,7 +552,9 @@ static const char *const s_view_cols[] = {
     "latency_runs",   "weight_bytes",   "arena_bytes",     "peak_rss_bytes",    "energy_j",
     "energy_source",  "energy_reason",  "agent",           "agent_uid",         "backend",
     "attempts",       "error_code",     "error_message",   "started_at",        "finished_at",
-    "fetch_ms",       "run_ms"};
+    "fetch_ms",       "run_ms",         "threads",         "cpus",              "remeasures",
+    "unstable",       "temp_before_c",  "temp_after_c",    "freq_before_mhz",   "freq_after_mhz",
+    "throttled",      "agent_version",  "engine"};
 
 static void s_check_view(sqlite3 *db, const char *view)
 {
@@ -569,6 +573,13 @@ static void s_check_view(sqlite3 *db, const char *view)
     ASSERT_STR_EQ("local-1", (const char *)sqlite3_column_text(s, 22));
     ASSERT_STR_EQ("agent-uid-1", (const char *)sqlite3_column_text(s, 23));
     ASSERT_STR_EQ("2026-11-27T16:01:02.123Z", (const char *)sqlite3_column_text(s, 28));
+    /* how the run went, from the RESULT kept with the evaluation (schema version 3) */
+    ASSERT_EQ(2, sqlite3_column_int(s, 32));
+    ASSERT_STR_EQ("0-1", (const char *)sqlite3_column_text(s, 33));
+    ASSERT_EQ(SQLITE_NULL, sqlite3_column_type(s, 34));
+    ASSERT_EQ(0, sqlite3_column_int(s, 35));
+    ASSERT_EQ(1, sqlite3_column_int(s, 40));
+    ASSERT_STR_EQ("bitscout-engine 0.1.0 avx2/avxvnni", (const char *)sqlite3_column_text(s, 42));
     ASSERT_EQ(SQLITE_DONE, sqlite3_step(s));
     sqlite3_finalize(s);
 }
@@ -894,7 +905,8 @@ BS_TEST(migrate_from_v1)
     bs_metrics_t m = s_full_metrics(0.75);
     s_add_eval(st, camp, cfg, agent, &m);
     sqlite3 *db = bs_store_db(st);
-    /* Version 1 is version 2 without the sensitivity table. */
+    /* Version 1 is version 2 without the sensitivity table (and version 3 is version 2 with
+     * a wider results view, which the migration remakes in any case). */
     ASSERT_EQ(SQLITE_OK, sqlite3_exec(db, "DROP TABLE sensitivity; PRAGMA user_version = 1",
                                       NULL, NULL, NULL));
     bs_store_close(&st);
@@ -902,13 +914,14 @@ BS_TEST(migrate_from_v1)
     bs_err_t err = {0};
     const char *path = s_db_path("results.db");
     ASSERT_EQ(BS_EDB, bs_store_open(path, 1, &st, &err));
-    ASSERT_CONTAINS(err.msg, "schema version 1 is older than this bitscout (2); open it once "
+    ASSERT_CONTAINS(err.msg, "schema version 1 is older than this bitscout (3); open it once "
                              "for writing (bitscout search) to upgrade it");
     ASSERT_OK(bs_store_open(path, 0, &st, &err));
-    ASSERT_EQ(2, bs_store_schema_version(st));
+    ASSERT_EQ(3, bs_store_schema_version(st));
     db = bs_store_db(st);
     ASSERT_EQ(1, s_scalar(db, "SELECT count(*) FROM evaluations"));
     ASSERT_EQ(1, s_scalar(db, "SELECT count(*) FROM results WHERE accuracy = 0.75"));
+    ASSERT_EQ(2, s_scalar(db, "SELECT threads FROM results"));
     ASSERT_EQ(0, s_scalar(db, "SELECT count(*) FROM sensitivity"));
     ASSERT_OK(s_add_sens(st, camp, "orin-1", &err));
     bs_store_close(&st);
