@@ -46,6 +46,7 @@
 #include "bs_backend.h"
 #include "bs_cache.h"
 #include "bs_device.h"
+#include "bs_sensors.h"
 #include "bs_log.h"
 #include "bs_metrics.h"
 #include "bs_proto.h"
@@ -140,6 +141,7 @@ typedef struct s_agent {
     cJSON *pending[S_MAX_PENDING]; /* RESULTs waiting for a session, oldest first */
     int n_pending;
     cJSON *hello; /* owned: the HELLO message, built once */
+    bs_sensor_set_t *sensors; /* owned: energy sensors found at start, or NULL */
 } s_agent_t;
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -450,6 +452,7 @@ static void s_job_start(s_agent_t *a)
     j->spec.load_ms = &j->load_ms;
     j->spec.precisions = j->n_precs ? j->precs : NULL;
     j->spec.n_precisions = j->n_precs;
+    j->spec.sensors = a->sensors;
     for (int i = 0; i < j->n_files; i++) {
         const char *role = j->files[i].role, *path = j->files[i].path;
         if (!strcmp(role, "model"))
@@ -1025,7 +1028,13 @@ static cJSON *s_build_hello(const s_agent_t *a)
         cJSON_AddItemToObject(m, "backends", backends);
         cJSON_AddItemToObject(m, "precisions", prec);
         dev = tags = backends = prec = NULL;
-        ok = cJSON_AddArrayToObject(m, "sensors") != NULL;
+        cJSON *sens = cJSON_AddArrayToObject(m, "sensors");
+        ok = sens != NULL;
+        for (int i = 0; ok && i < bs_sensors_count(a->sensors); i++) {
+            bs_sensor_info_t info; /* the readable ones: what energy can come from */
+            if (bs_sensors_info(a->sensors, i, &info) == 0 && info.readable)
+                ok = cJSON_AddItemToArray(sens, cJSON_CreateString(info.name));
+        }
     }
     cJSON_Delete(dev);
     cJSON_Delete(tags);
@@ -1138,6 +1147,21 @@ int bs_agent_run(const bs_agent_opts_t *opts, volatile sig_atomic_t *stop)
         BS_ERROR("agent", "%s", err.msg);
         goto done;
     }
+    if (!opts->no_sensors) {
+        bs_sensor_opts_t so = {.command = opts->power_command};
+        if ((rc = bs_sensors_discover(&so, &a.sensors, &err)) != 0) {
+            BS_ERROR("agent", "energy sensors: %s", err.msg);
+            goto done;
+        }
+        const char *why = NULL;
+        int best = bs_sensors_best(a.sensors, &why);
+        bs_sensor_info_t info;
+        if (best >= 0 && bs_sensors_info(a.sensors, best, &info) == 0)
+            BS_INFO("agent", "energy from %s (%s)", info.name, info.device);
+        else
+            BS_INFO("agent", "no energy sensor: %s (energy is stored as unknown)",
+                    why ? why : "none found");
+    }
     a.hello = s_build_hello(&a);
     int fds[2];
     if (!a.hello) {
@@ -1201,6 +1225,7 @@ done:
     if (a.pipe_wr >= 0)
         close(a.pipe_wr);
     cJSON_Delete(a.hello);
+    bs_sensors_free(&a.sensors);
     bs_cache_close(&a.cache);
     if (lock_fd >= 0)
         close(lock_fd);

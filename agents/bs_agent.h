@@ -26,6 +26,8 @@ typedef struct bs_agent_opts {
     const char *tags;      /* comma-separated tags ("jetson,orin"), or NULL */
     const char *cache_dir; /* NULL: bs_agent_default_cache_dir() */
     int threads;           /* threads a backend may use; < 1 means 1 */
+    const char *power_command; /* a command printing watts (a USB power meter), or NULL */
+    int no_sensors;        /* 1: look for no energy sensor (energy stays unknown) */
     /* Timing knobs, for tests; 0 means the documented default. */
     int fetch_timeout_ms; /* wait for a CHUNK before re-sending the FETCH; default 10000 */
     int hello_initial_ms; /* first HELLO resend delay (doubling to 10 s); default 500 */

@@ -52,6 +52,9 @@ typedef struct bs_job_spec {
      * base configuration is `assignment`. */
     int n_precisions;
     const bs_prec_t *precisions;
+    /* The agent's energy sensors (bs_sensors.h), found once at start; NULL: none looked for.
+     * A backend measures energy on the best readable one (BS_SENSOR_BEST). */
+    struct bs_sensor_set *sensors;
 } bs_job_spec_t;
 
 /* One (layer, precision) measurement of a sensitivity job. */

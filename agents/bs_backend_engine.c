@@ -61,6 +61,7 @@ static int s_run(const bs_job_spec_t *job, bs_metrics_t *out, bs_err_t *err)
         rj.quant.calib_count = (int64_t)ccnt->valuedouble;
     }
     rj.quant.calib_images = job->calib_images;
+    rj.sensors = job->sensors;
     rj.model_path = job->model_path;
     rj.assignment = job->assignment;
     rj.threads = job->threads;

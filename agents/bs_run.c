@@ -22,6 +22,7 @@
 #include "bs_precision.h"
 #include "bs_qkernels.h"
 #include "bs_quant.h"
+#include "bs_sensors.h"
 #include "bs_util.h"
 
 #include <dirent.h>
@@ -61,6 +62,8 @@ void bs_measure_defaults(bs_measure_opts_t *m)
     m->max_time_ms = 10000;
     m->cv_max = 0.05;
     m->remeasure_max = 2;
+    m->energy_ms = 2000;
+    m->idle_ms = 1000;
 }
 
 
@@ -94,7 +97,9 @@ int bs_measure_from_json(const cJSON *measure, bs_measure_opts_t *out, bs_err_t 
         (rc = s_json_num(measure, "max_time_ms", 0, 1e9, 0, &tmax, err)) ||
         (rc = s_json_num(measure, "cv_max", 1e-6, 10, 0, &out->cv_max, err)) ||
         (rc = s_json_num(measure, "remeasure_max", 0, 10, 1, &rem, err)) ||
-        (rc = s_json_num(measure, "cooldown_ms", 0, 3.6e6, 0, &out->cooldown_ms, err)))
+        (rc = s_json_num(measure, "cooldown_ms", 0, 3.6e6, 0, &out->cooldown_ms, err)) ||
+        (rc = s_json_num(measure, "energy_ms", 0, 3.6e6, 0, &out->energy_ms, err)) ||
+        (rc = s_json_num(measure, "idle_ms", 0, 3.6e6, 0, &out->idle_ms, err)))
         return rc;
     out->remeasure_max = (int64_t)rem;
     const cJSON *cpus = measure ? cJSON_GetObjectItemCaseSensitive(measure, "cpus") : NULL;
@@ -672,6 +677,77 @@ static int s_zero_inputs(bs_graph_t *g, bs_err_t *err)
 
 static int s_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err);
 
+/* Energy per inference on the best readable sensor: idle power for idle_ms, then a window of
+ * inferences run back to back for energy_ms (stretched to ten sensor periods, at most ten
+ * times energy_ms). Unknown energy is NAN with source "none" and the reason; only
+ * cancellation is an error. */
+static int s_energy(bs_graph_t *g, const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err)
+{
+    const bs_measure_opts_t *m = &job->measure;
+    const char *why = NULL;
+    int src = job->sensors ? bs_sensors_best(job->sensors, &why) : BS_ENOENT;
+    if (!job->sensors || m->energy_ms <= 0 || src < 0) {
+        snprintf(out->energy_reason, sizeof out->energy_reason, "%s",
+                 !job->sensors ? "the agent looks for no energy sensor (--no-sensors)"
+                 : m->energy_ms <= 0 ? "measure.energy_ms is 0"
+                                     : (why ? why : "no energy sensor found"));
+        return 0;
+    }
+    bs_sensor_info_t info;
+    bs_sensors_info(job->sensors, src, &info);
+    bs_err_t e = {0};
+    double idle_w = NAN;
+    if (m->idle_ms > 0 &&
+        bs_energy_idle(job->sensors, src, m->idle_ms / 1000.0, &idle_w, &e) != 0)
+        BS_WARN("engine", "idle power from %s: %s (dynamic energy unknown)", info.name, e.msg);
+    if (s_canceled(job->cancel))
+        return bs_err_set(err, BS_ECANCELED, "canceled");
+    double want_s = m->energy_ms / 1000.0, min_s = 10.0 * info.period_s;
+    if (want_s < min_s)
+        want_s = min_s < 10.0 * m->energy_ms / 1000.0 ? min_s : 10.0 * m->energy_ms / 1000.0;
+    bs_energy_window_t *win = NULL;
+    if (bs_energy_begin(job->sensors, src, &win, &e) != 0) {
+        snprintf(out->energy_reason, sizeof out->energy_reason, "%s: %.100s", info.name, e.msg);
+        return 0;
+    }
+    int64_t runs = 0;
+    double t0 = s_now_ms();
+    int rc = 0;
+    while (s_now_ms() - t0 < want_s * 1000.0 || runs == 0) {
+        if (s_canceled(job->cancel)) {
+            rc = bs_err_set(err, BS_ECANCELED, "canceled");
+            break;
+        }
+        if ((rc = bs_graph_run(g, err)))
+            break;
+        runs++;
+    }
+    if (rc) {
+        bs_energy_abort(&win);
+        return rc;
+    }
+    bs_energy_result_t res;
+    if (bs_energy_end(&win, &res) != 0) {
+        snprintf(out->energy_source, sizeof out->energy_source, "none");
+        snprintf(out->energy_reason, sizeof out->energy_reason, "%s: %.100s", info.name,
+                 res.reason);
+        return 0;
+    }
+    bs_energy_apply_idle(&res, idle_w);
+    out->energy_j = res.joules / (double)runs;
+    out->energy_dynamic_j = res.dynamic_joules / (double)runs;
+    out->energy_idle_w = idle_w;
+    out->energy_window_s = res.seconds;
+    out->energy_samples = res.samples;
+    out->energy_runs = runs;
+    snprintf(out->energy_source, sizeof out->energy_source, "%s", res.source);
+    out->energy_reason[0] = '\0';
+    if (res.too_short)
+        BS_WARN("engine", "energy window %.3f s is shorter than ten %s periods (%.3f s)",
+                res.seconds, res.source, res.min_seconds);
+    return 0;
+}
+
 /* Pins the calling thread (and so the kernel threads it starts) to cpus; *old gets the mask
  * to restore. */
 static int s_pin(const char *cpus, cpu_set_t *old, bs_err_t *err)
@@ -785,8 +861,8 @@ static int s_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err)
     out->peak_rss_bytes = bs_run_peak_rss();
     out->energy_j = NAN;
     snprintf(out->energy_source, sizeof out->energy_source, "none");
-    snprintf(out->energy_reason, sizeof out->energy_reason,
-             "no energy sensor support yet (issue 5)");
+    if ((rc = s_energy(g, job, out, err)))
+        goto done;
     out->simulated = 0;
     snprintf(out->backend, sizeof out->backend, "engine");
     BS_DEBUG("engine", "%s: %s %.4f on %lld samples, median %.3f ms over %lld runs",

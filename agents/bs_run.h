@@ -45,6 +45,9 @@ typedef struct bs_measure_opts {
     int64_t remeasure_max; /* at most this many more passes; default 2 */
     double cooldown_ms;  /* idle before the job (thermal recovery); default 0 */
     char cpus[64];       /* CPU list to pin the job's threads to ("4-7", "0,2"); "" = any */
+    double energy_ms;    /* energy window: inferences run back to back for at least this
+                            long (and ten sensor periods); 0: no energy; default 2000 */
+    double idle_ms;      /* idle power measured this long first; 0: none; default 1000 */
 } bs_measure_opts_t;
 
 void bs_measure_defaults(bs_measure_opts_t *m);
@@ -150,6 +153,7 @@ typedef struct bs_run_job {
     int64_t *load_ms;         /* may be NULL */
     bs_quant_opts_t quant;    /* weight scales, calibration method and images (pre: NULL
                                  means the job's pre) */
+    struct bs_sensor_set *sensors; /* energy sensors (bs_sensors.h), or NULL: energy unknown */
 } bs_run_job_t;
 
 /* Check assignment, load, evaluate, time, read memory: fills *out (bs_metrics_init'ed by this

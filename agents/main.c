@@ -7,6 +7,7 @@
  *   bitscout-agent run --model FILE.onnx ...   (runs a model locally: bs_run_main, bs_run.c)
  *   bitscout-agent sensitivity --config CAMPAIGN.json ...   (each layer alone at each
  *                  precision, locally: bs_sensitivity_main, bs_sensitivity.c)
+ *   bitscout-agent --selftest ...   (what the agent finds on this device: bs_selftest.c)
  *
  * Exit status: 0 after a signal stopped the agent, 1 when it could not start, 2 on bad usage.
  */
@@ -14,6 +15,7 @@
 #include "bs_alloc.h"
 #include "bs_log.h"
 #include "bs_run.h"
+#include "bs_selftest.h"
 #include "bs_sensitivity.h"
 
 #include <getopt.h>
@@ -38,6 +40,8 @@ static void s_usage(FILE *out)
             "       bitscout-agent run --model FILE.onnx [options]   (bitscout-agent run --help)\n"
             "       bitscout-agent sensitivity --config CAMPAIGN.json [options]\n"
             "                                        (bitscout-agent sensitivity --help)\n"
+            "       bitscout-agent --selftest [--format text|json] [--threads N]\n"
+            "                                        (what this device offers; timing check)\n"
             "\n"
             "Connects to a bitscout searcher, receives jobs (a model, a per-layer precision\n"
             "assignment, data files), runs them on this device and reports the metrics.\n"
@@ -49,6 +53,10 @@ static void s_usage(FILE *out)
             "                       $XDG_CACHE_HOME/bitscout, else $HOME/.cache/bitscout)\n"
             "  --threads N          threads a job may use (default 1)\n"
             "  --log-level LEVEL    error, warn, info (default) or debug\n"
+            "  --power-command CMD  a shell command printing watts, one number per line (a USB\n"
+            "                       power meter); preferred over the sensors found\n"
+            "  --no-sensors         measure no energy (stored as unknown)\n"
+            "                       (sensor files are read under $BITSCOUT_SENSOR_ROOT, default /)\n"
             "  --version            print the version and exit\n"
             "  --help               print this help and exit\n");
 }
@@ -65,6 +73,8 @@ int main(int argc, char **argv)
         return bs_run_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "sensitivity") == 0)
         return bs_sensitivity_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "--selftest") == 0)
+        return bs_selftest_main(argc - 1, argv + 1);
     static const struct option longopts[] = {
         {"connect", required_argument, NULL, 'c'},
         {"name", required_argument, NULL, 'n'},
@@ -72,6 +82,8 @@ int main(int argc, char **argv)
         {"cache-dir", required_argument, NULL, 'd'},
         {"threads", required_argument, NULL, 'j'},
         {"log-level", required_argument, NULL, 'l'},
+        {"power-command", required_argument, NULL, 'p'},
+        {"no-sensors", no_argument, NULL, 'N'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -111,6 +123,14 @@ int main(int argc, char **argv)
             if (bs_log_parse_level(optarg, &level) != 0)
                 return s_bad("--log-level '%s': expected error, warn, info or debug", optarg);
             bs_log_level = level;
+            break;
+        case 'p':
+            if (!*optarg)
+                return s_bad("--power-command: expected a shell command printing watts%s", "");
+            opts.power_command = optarg;
+            break;
+        case 'N':
+            opts.no_sensors = 1;
             break;
         case 'V':
             printf("bitscout-agent %s\n", BS_VERSION);

@@ -16,6 +16,7 @@ void bs_metrics_init(bs_metrics_t *m)
     m->energy_j = NAN;
     strcpy(m->energy_source, "none");
     m->unstable = m->throttled = -1;
+    m->energy_dynamic_j = m->energy_idle_w = m->energy_window_s = NAN;
     m->temp_before_c = m->temp_after_c = m->freq_before_mhz = m->freq_after_mhz = NAN;
 }
 
@@ -123,6 +124,11 @@ cJSON *bs_metrics_to_json(const bs_metrics_t *m)
     bad = bad || s_add_num(en, "joules", m->energy_j);
     bad = bad || !cJSON_AddStringToObject(en, "source", m->energy_source);
     bad = bad || !cJSON_AddStringToObject(en, "reason", m->energy_reason);
+    bad = bad || s_add_num(en, "dynamic_joules", m->energy_dynamic_j);
+    bad = bad || s_add_num(en, "idle_watts", m->energy_idle_w);
+    bad = bad || s_add_num(en, "window_s", m->energy_window_s);
+    bad = bad || s_add_num(en, "samples", (double)m->energy_samples);
+    bad = bad || s_add_num(en, "runs", (double)m->energy_runs);
     if (!bad) {
         cJSON_AddItemToObject(o, "energy", en);
         en = NULL;
@@ -235,6 +241,17 @@ int bs_metrics_from_json(const cJSON *obj, bs_metrics_t *m, bs_err_t *err)
         if ((rc = s_get_str(en, "reason", "energy.", m->energy_reason, sizeof m->energy_reason,
                             err)))
             return rc;
+        if ((rc = s_get_num(en, "dynamic_joules", "energy.", -big, big, &m->energy_dynamic_j,
+                            err)) ||
+            (rc = s_get_num(en, "idle_watts", "energy.", 0.0, 1e6, &m->energy_idle_w, err)) ||
+            (rc = s_get_num(en, "window_s", "energy.", 0.0, 1e6, &m->energy_window_s, err)))
+            return rc;
+        if ((rc = s_get_num(en, "samples", "energy.", 0.0, 1e12, &v, err)))
+            return rc;
+        m->energy_samples = isnan(v) ? 0 : (int64_t)v;
+        if ((rc = s_get_num(en, "runs", "energy.", 0.0, 1e12, &v, err)))
+            return rc;
+        m->energy_runs = isnan(v) ? 0 : (int64_t)v;
     }
     if (!isnan(m->energy_j) && strcmp(m->energy_source, "none") == 0)
         return bs_err_set(err, BS_EPROTO, "metrics.energy: a value needs a source other than "

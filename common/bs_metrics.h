@@ -42,6 +42,11 @@ typedef struct bs_metrics {
     double energy_j;         /* NAN if unknown */
     char energy_source[16];  /* "none" when unknown */
     char energy_reason[128]; /* why unknown, "" otherwise */
+    double energy_dynamic_j; /* per inference, above idle power; NAN if unknown */
+    double energy_idle_w;    /* idle power measured before the job; NAN if unknown */
+    double energy_window_s;  /* the measured window; NAN if none */
+    int64_t energy_samples;  /* sensor reads / power samples behind the figure; 0 if none */
+    int64_t energy_runs;     /* inferences in the window; 0 if none */
     int simulated;           /* 1: produced by the sim backend, not measured */
     char backend[16];        /* "sim", "engine" */
     /* how the run went (JSON "run"; all optional): */

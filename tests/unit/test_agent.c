@@ -728,7 +728,23 @@ BS_TEST(device_description)
         ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d, keys[i])));
     ASSERT(cJSON_GetObjectItemCaseSensitive(d, "cores")->valuedouble >= 1);
     ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "mem_bytes")));
+    const cJSON *eng = cJSON_GetObjectItemCaseSensitive(d, "engine");
+    ASSERT(cJSON_IsObject(eng));
+    ASSERT_STR_EQ(BS_VERSION, cJSON_GetObjectItemCaseSensitive(eng, "version")->valuestring);
+    ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(eng, "float_kernels")));
+    ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(eng, "int8_kernels")));
     cJSON_Delete(d);
+
+    char os[128];
+    const char *osr = s_path("os-release");
+    s_write_str(osr, "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n");
+    bs_device_os_release(osr, os, sizeof os);
+    ASSERT_STR_EQ("Debian GNU/Linux 12 (bookworm)", os);
+    s_write_str(osr, "PRETTY_NAME=Android\n");
+    bs_device_os_release(osr, os, sizeof os);
+    ASSERT_STR_EQ("Android", os);
+    bs_device_os_release(s_path("missing"), os, sizeof os);
+    ASSERT_STR_EQ("", os);
 
     char cpu[64];
     const char *f = s_path("cpuinfo");
