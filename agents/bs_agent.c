@@ -110,6 +110,7 @@ typedef struct s_job {
     atomic_int cancel;
     int64_t load_ms;
     bs_metrics_t metrics;
+    cJSON *profile;                         /* the backend's per-layer profile, or NULL */
     int sens;                               /* 1: JOB.kind "sensitivity" */
     bs_sens_fn sens_fn;                     /* the backend's sensitivity entry */
     bs_prec_t precs[BS_SENS_MAX_PRECS];     /* JOB.precisions */
@@ -371,6 +372,7 @@ static void s_job_free(s_job_t *j)
     for (int i = 0; i < j->n_files; i++)
         bs_free(j->files[i].path);
     cJSON_Delete(j->msg);
+    cJSON_Delete(j->profile);
     bs_sens_result_free(&j->sens_out);
     pthread_mutex_destroy(&j->mu);
     bs_free(j);
@@ -450,6 +452,7 @@ static void s_job_start(s_agent_t *a)
     j->spec.threads = threads >= 1 && threads <= 1024 ? (int)threads : 1;
     j->spec.cancel = &j->cancel;
     j->spec.load_ms = &j->load_ms;
+    j->spec.profile = &j->profile;
     j->spec.precisions = j->n_precs ? j->precs : NULL;
     j->spec.n_precisions = j->n_precs;
     j->spec.sensors = a->sensors;
@@ -732,6 +735,10 @@ static void s_on_job_done(s_agent_t *a)
         r = s_result_new(j->id, 1);
         cJSON *mj = bs_metrics_to_json(&j->metrics);
         if (r && mj) {
+            if (j->profile) { /* the per-layer profile travels inside metrics */
+                cJSON_AddItemToObject(mj, "profile", j->profile);
+                j->profile = NULL;
+            }
             cJSON_AddItemToObject(r, "metrics", mj);
         } else {
             cJSON_Delete(r);

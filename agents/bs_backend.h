@@ -55,6 +55,9 @@ typedef struct bs_job_spec {
     /* The agent's energy sensors (bs_sensors.h), found once at start; NULL: none looked for.
      * A backend measures energy on the best readable one (BS_SENSOR_BEST). */
     struct bs_sensor_set *sensors;
+    /* Where a backend may leave a per-layer profile (RESULT metrics.profile, PROTOCOL.md):
+     * a new cJSON object the agent takes over. NULL: not wanted. */
+    cJSON **profile;
 } bs_job_spec_t;
 
 /* One (layer, precision) measurement of a sensitivity job. */

@@ -62,6 +62,7 @@ static int s_run(const bs_job_spec_t *job, bs_metrics_t *out, bs_err_t *err)
     }
     rj.quant.calib_images = job->calib_images;
     rj.sensors = job->sensors;
+    rj.profile = job->profile;
     rj.model_path = job->model_path;
     rj.assignment = job->assignment;
     rj.threads = job->threads;

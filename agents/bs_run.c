@@ -19,6 +19,7 @@
 #include "bs_log.h"
 #include "bs_model.h"
 #include "bs_npy.h"
+#include "bs_op.h"
 #include "bs_precision.h"
 #include "bs_qkernels.h"
 #include "bs_quant.h"
@@ -64,6 +65,7 @@ void bs_measure_defaults(bs_measure_opts_t *m)
     m->remeasure_max = 2;
     m->energy_ms = 2000;
     m->idle_ms = 1000;
+    m->profile_runs = 10;
 }
 
 
@@ -102,6 +104,10 @@ int bs_measure_from_json(const cJSON *measure, bs_measure_opts_t *out, bs_err_t 
         (rc = s_json_num(measure, "idle_ms", 0, 3.6e6, 0, &out->idle_ms, err)))
         return rc;
     out->remeasure_max = (int64_t)rem;
+    double pr = (double)out->profile_runs;
+    if ((rc = s_json_num(measure, "profile_runs", 0, 10000, 1, &pr, err)))
+        return rc;
+    out->profile_runs = (int64_t)pr;
     const cJSON *cpus = measure ? cJSON_GetObjectItemCaseSensitive(measure, "cpus") : NULL;
     if (cpus && !cJSON_IsNull(cpus)) {
         unsigned char mask[128];
@@ -677,6 +683,85 @@ static int s_zero_inputs(bs_graph_t *g, bs_err_t *err)
 
 static int s_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err);
 
+static int s_cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+cJSON *bs_run_profile(bs_graph_t *g, int runs, const atomic_int *cancel, bs_err_t *err)
+{
+    int nn = g->n_nodes;
+    if (runs < 1)
+        runs = 1;
+    double *t = bs_calloc((size_t)nn * (size_t)runs + 1, sizeof *t);
+    double *col = bs_malloc(sizeof *col * (size_t)runs);
+    cJSON *o = cJSON_CreateObject(), *layers = o ? cJSON_AddArrayToObject(o, "layers") : NULL;
+    if (!t || !col || !layers) {
+        bs_err_set(err, BS_ENOMEM, "out of memory for the profile");
+        goto fail;
+    }
+    bs_ctx_t ctx = {.scratch = g->scratch, .pool = g->pool};
+    for (int r = 0; r < runs; r++) {
+        if (s_canceled(cancel)) {
+            bs_err_set(err, BS_ECANCELED, "canceled");
+            goto fail;
+        }
+        for (int i = 0; i < nn; i++) {
+            bs_node_t *n = &g->nodes[i];
+            if (n->dead || (n->op->alias && n->n_out > 0 && n->out[0] >= 0 &&
+                            g->tensors[n->out[0]].alias_of >= 0))
+                continue;
+            double t0 = s_now_ms();
+            int rc = n->op->run(g, n, &ctx);
+            t[(size_t)i * (size_t)runs + (size_t)r] = s_now_ms() - t0;
+            if (rc) {
+                bs_node_err(err, n, rc, "profile run failed");
+                goto fail;
+            }
+        }
+    }
+    double total = 0, other = 0;
+    for (int i = 0; i < nn; i++) {
+        const bs_node_t *n = &g->nodes[i];
+        memcpy(col, t + (size_t)i * (size_t)runs, sizeof *col * (size_t)runs);
+        qsort(col, (size_t)runs, sizeof *col, s_cmp_dbl);
+        double med = runs % 2 ? col[runs / 2] : 0.5 * (col[runs / 2 - 1] + col[runs / 2]);
+        if (n->dead)
+            continue;
+        total += med;
+        if (!n->weight_layer) {
+            other += med;
+            continue;
+        }
+        char p[BS_PREC_TEXT_MAX];
+        bs_prec_format(n->prec, p);
+        cJSON *e = cJSON_CreateObject();
+        if (!e || !cJSON_AddStringToObject(e, "layer", n->name) ||
+            !cJSON_AddStringToObject(e, "op", n->op_type) ||
+            !cJSON_AddStringToObject(e, "precision", p) ||
+            !cJSON_AddNumberToObject(e, "ms", med) || !cJSON_AddItemToArray(layers, e)) {
+            cJSON_Delete(e);
+            bs_err_set(err, BS_ENOMEM, "out of memory for the profile");
+            goto fail;
+        }
+    }
+    if (!cJSON_AddNumberToObject(o, "runs", runs) ||
+        !cJSON_AddNumberToObject(o, "total_ms", total) ||
+        !cJSON_AddNumberToObject(o, "other_ms", other)) {
+        bs_err_set(err, BS_ENOMEM, "out of memory for the profile");
+        goto fail;
+    }
+    bs_free(t);
+    bs_free(col);
+    return o;
+fail:
+    cJSON_Delete(o);
+    bs_free(t);
+    bs_free(col);
+    return NULL;
+}
+
 /* Energy per inference on the best readable sensor: idle power for idle_ms, then a window of
  * inferences run back to back for energy_ms (stretched to ten sensor periods, at most ten
  * times energy_ms). Unknown energy is NAN with source "none" and the reason; only
@@ -863,6 +948,14 @@ static int s_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err)
     snprintf(out->energy_source, sizeof out->energy_source, "none");
     if ((rc = s_energy(g, job, out, err)))
         goto done;
+    if (job->profile && job->measure.profile_runs > 0) {
+        cJSON_Delete(*job->profile);
+        if (!(*job->profile = bs_run_profile(g, (int)job->measure.profile_runs, job->cancel,
+                                             err))) {
+            rc = err->code ? err->code : BS_ENOMEM;
+            goto done;
+        }
+    }
     out->simulated = 0;
     snprintf(out->backend, sizeof out->backend, "engine");
     BS_DEBUG("engine", "%s: %s %.4f on %lld samples, median %.3f ms over %lld runs",

@@ -48,6 +48,8 @@ typedef struct bs_measure_opts {
     double energy_ms;    /* energy window: inferences run back to back for at least this
                             long (and ten sensor periods); 0: no energy; default 2000 */
     double idle_ms;      /* idle power measured this long first; 0: none; default 1000 */
+    int64_t profile_runs; /* per-layer profile over this many runs after the timing; 0: none;
+                             default 10 */
 } bs_measure_opts_t;
 
 void bs_measure_defaults(bs_measure_opts_t *m);
@@ -154,7 +156,14 @@ typedef struct bs_run_job {
     bs_quant_opts_t quant;    /* weight scales, calibration method and images (pre: NULL
                                  means the job's pre) */
     struct bs_sensor_set *sensors; /* energy sensors (bs_sensors.h), or NULL: energy unknown */
+    cJSON **profile;          /* receives the per-layer profile (bs_run_profile), or NULL */
 } bs_run_job_t;
+
+/* The per-layer profile, in a run of its own after the timed runs (never inside them): each
+ * node timed alone over `runs` runs of the graph; {"runs": N, "total_ms": sum of the node
+ * medians, "other_ms": the nodes that are not weight layers, "layers": [{"layer", "op",
+ * "precision", "ms": median}] in graph order}. New object, the caller's; NULL on OOM. */
+cJSON *bs_run_profile(bs_graph_t *g, int runs, const atomic_int *cancel, bs_err_t *err);
 
 /* Check assignment, load, evaluate, time, read memory: fills *out (bs_metrics_init'ed by this
  * function) with backend "engine", simulated 0, energy unknown. */

@@ -262,6 +262,31 @@ int bs_metrics_from_json(const cJSON *obj, bs_metrics_t *m, bs_err_t *err)
     m->simulated = cJSON_IsTrue(sim);
     if ((rc = s_get_str(obj, "backend", "", m->backend, sizeof m->backend, err)))
         return rc;
+    /* the per-layer profile (optional): checked here, kept only in the stored RESULT */
+    const cJSON *prof = cJSON_GetObjectItemCaseSensitive(obj, "profile");
+    if (prof && !cJSON_IsNull(prof)) {
+        const cJSON *layers = cJSON_GetObjectItemCaseSensitive(prof, "layers"), *e;
+        if (!cJSON_IsObject(prof) || !cJSON_IsArray(layers))
+            return bs_err_set(err, BS_EPROTO,
+                              "metrics.profile: expected an object with a \"layers\" array");
+        if ((rc = s_get_num(prof, "runs", "profile.", 1, 1e6, &v, err)) ||
+            (rc = s_get_num(prof, "total_ms", "profile.", 0, big, &v, err)) ||
+            (rc = s_get_num(prof, "other_ms", "profile.", 0, big, &v, err)))
+            return rc;
+        int i = 0;
+        cJSON_ArrayForEach(e, layers)
+        {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "layer");
+            const cJSON *ms = cJSON_GetObjectItemCaseSensitive(e, "ms");
+            if (!cJSON_IsString(name) || !cJSON_IsNumber(ms) || !(ms->valuedouble >= 0) ||
+                !isfinite(ms->valuedouble))
+                return bs_err_set(err, BS_EPROTO,
+                                  "metrics.profile.layers[%d]: expected {\"layer\": a name, "
+                                  "\"ms\": a number >= 0, ...}",
+                                  i);
+            i++;
+        }
+    }
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(obj, "run");
     if (!run || cJSON_IsNull(run))
         return 0;

@@ -42,6 +42,14 @@ int8=$(db "select weight_bytes from results where assignment like '%fc2=w8a8%'")
 [ -n "$fp32" ] && [ -n "$int8" ] && [ "$int8" -lt "$fp32" ] \
   || fail "int8 weights should hold fewer bytes: fp32 $fp32, int8 $int8"
 ok "4 engine-measured evaluations stored (simulated=0); fc2 int8 holds $int8 bytes vs $fp32"
+# every evaluation carries its per-layer profile and how the run went
+[ "$(db "select count(*) from evaluations e, json_each(e.result_json, '\$.metrics.profile.layers') l
+         where json_extract(l.value, '\$.ms') >= 0")" = 16 ] ||
+  fail "profiles: $(db "select json_extract(result_json, '\$.metrics.profile') from evaluations")"
+[ "$(db "select count(*) from results where threads = 1 and cpus <> '' and unstable is not null
+         and engine like 'bitscout-engine %' and agent_version <> ''")" = 4 ] ||
+  fail "run details: $(db 'select threads, cpus, unstable, engine from results')"
+ok "per-layer profiles (4 layers x 4 evaluations) and run details stored"
 
 # no calibration data: the a8 configurations fail with a message, the a32 ones succeed
 write_config nocal ''

@@ -283,7 +283,7 @@ BS_TEST(full_config_values)
     char *m = cJSON_PrintUnformatted(cfg->measure);
     ASSERT_STR_EQ("{\"backend\":\"sim\",\"warmup_runs\":2,\"min_runs\":10,\"min_time_ms\":100,"
                   "\"max_time_ms\":2000,\"warmup_min_ms\":100,\"cv_max\":0.05,\"remeasure_max\":2,"
-                  "\"cooldown_ms\":0,\"energy_ms\":2000,\"idle_ms\":1000,\"threads\":4,\"sim_delay_ms\":20,"
+                  "\"cooldown_ms\":0,\"energy_ms\":2000,\"idle_ms\":1000,\"profile_runs\":10,\"threads\":4,\"sim_delay_ms\":20,"
                   "\"sim_fail_rate\":0.1}", m);
     bs_free(m);
 
@@ -347,7 +347,7 @@ BS_TEST(defaults)
     char *m = cJSON_PrintUnformatted(cfg->measure);
     ASSERT_STR_EQ("{\"backend\":\"engine\",\"warmup_runs\":5,\"min_runs\":20,\"min_time_ms\":500,"
                   "\"max_time_ms\":10000,\"warmup_min_ms\":100,\"cv_max\":0.05,\"remeasure_max\":2,"
-                  "\"cooldown_ms\":0,\"energy_ms\":2000,\"idle_ms\":1000,\"threads\":1}", m);
+                  "\"cooldown_ms\":0,\"energy_ms\":2000,\"idle_ms\":1000,\"profile_runs\":10,\"threads\":1}", m);
     bs_free(m);
     ASSERT_EQ(0, cfg->n_tags);
     ASSERT_EQ(1000, cfg->heartbeat_ms);
@@ -546,7 +546,7 @@ BS_TEST(sim_defaults_and_partial_objects)
     char *m = cJSON_PrintUnformatted(cfg->measure);
     ASSERT_STR_EQ("{\"backend\":\"sim\",\"warmup_runs\":5,\"min_runs\":20,\"min_time_ms\":500,"
                   "\"max_time_ms\":10000,\"warmup_min_ms\":100,\"cv_max\":0.05,\"remeasure_max\":2,"
-                  "\"cooldown_ms\":0,\"energy_ms\":2000,\"idle_ms\":1000,\"threads\":1,\"sim_delay_ms\":0,\"sim_fail_rate\":0}",
+                  "\"cooldown_ms\":0,\"energy_ms\":2000,\"idle_ms\":1000,\"profile_runs\":10,\"threads\":1,\"sim_delay_ms\":0,\"sim_fail_rate\":0}",
                   m);
     bs_free(m);
     bs_config_free(&cfg);

@@ -190,8 +190,35 @@ static int s_engine_job(const char *assignment, const char *measure, const char 
         .cancel = cancel,
         .load_ms = &load_ms,
     };
+    cJSON *profile = NULL;
+    job.profile = &profile;
     bs_metrics_init(out);
     int rc = ops->run(&job, out, err);
+    if (rc == 0) { /* a profile of the four layers, unless measure.profile_runs is 0 */
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(m, "profile_runs");
+        if (pr && cJSON_IsNumber(pr) && pr->valuedouble == 0) {
+            ASSERT(profile == NULL);
+        } else {
+            ASSERT(profile != NULL);
+            const cJSON *layers = cJSON_GetObjectItemCaseSensitive(profile, "layers");
+            ASSERT_EQ(4, cJSON_GetArraySize(layers));
+            ASSERT_STR_EQ("conv1", cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(layers, 0),
+                                                                    "layer")
+                                       ->valuestring);
+            ASSERT(cJSON_GetObjectItemCaseSensitive(profile, "total_ms")->valuedouble > 0);
+            /* and it passes the searcher's check of RESULT metrics */
+            cJSON *mj = bs_metrics_to_json(out);
+            bs_metrics_t back;
+            bs_err_t e2;
+            cJSON_AddItemToObject(mj, "profile", cJSON_Duplicate(profile, 1));
+            ASSERT_OK(bs_metrics_from_json(mj, &back, &e2));
+            cJSON_ReplaceItemInObject(mj, "profile", cJSON_Parse("{\"layers\": [{\"ms\": -1}]}"));
+            ASSERT_EQ(BS_EPROTO, bs_metrics_from_json(mj, &back, &e2));
+            ASSERT_CONTAINS(e2.msg, "metrics.profile.layers[0]");
+            cJSON_Delete(mj);
+        }
+    }
+    cJSON_Delete(profile);
     if (rc == 0)
         ASSERT(load_ms >= 0);
     cJSON_Delete(m);
