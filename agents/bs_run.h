@@ -50,6 +50,9 @@ typedef struct bs_measure_opts {
     double idle_ms;      /* idle power measured this long first; 0: none; default 1000 */
     int64_t profile_runs; /* per-layer profile over this many runs after the timing; 0: none;
                              default 10 */
+    double energy_estimate_w; /* > 0: without a usable sensor, estimate energy per inference as
+                                 this many watts x the median latency, stored with source
+                                 "estimate"; 0 (default): no estimate, energy unknown */
 } bs_measure_opts_t;
 
 void bs_measure_defaults(bs_measure_opts_t *m);

@@ -768,8 +768,8 @@ static int s_parse_measure(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
                                        "min_runs",      "min_time_ms",  "max_time_ms",
                                        "cv_max",        "remeasure_max", "cooldown_ms",
                                        "cpus",          "energy_ms",    "idle_ms",
-                                       "profile_runs",  "threads",      "sim_delay_ms",
-                                       "sim_fail_rate", NULL};
+                                       "profile_runs",  "energy_estimate_w",
+                                       "threads",       "sim_delay_ms", "sim_fail_rate", NULL};
     static const char *const backends[] = {"engine", "sim", NULL};
     const cJSON *obj;
     int rc = s_object(c, root, "", "measure", 0, "an object", &obj);
@@ -783,7 +783,7 @@ static int s_parse_measure(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
         return rc;
     int sim = strcmp(backend, "sim") == 0;
     int64_t warmup, min_runs, threads, remeasure, prof_runs, delay = 0;
-    double min_t, max_t, warm_t, cv_max, cool, energy_t, idle_t, fail = 0;
+    double min_t, max_t, warm_t, cv_max, cool, energy_t, idle_t, est_w, fail = 0;
     if ((rc = s_int(c, obj, p, "warmup_runs", 0, 0, 100000, 5, &warmup)) ||
         (rc = s_num(c, obj, p, "warmup_min_ms", 0, 0, 0, 1e9, 100, &warm_t)) ||
         (rc = s_int(c, obj, p, "min_runs", 0, 1, 100000, 20, &min_runs)) ||
@@ -795,6 +795,7 @@ static int s_parse_measure(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
         (rc = s_num(c, obj, p, "energy_ms", 0, 0, 0, 3.6e6, 2000, &energy_t)) ||
         (rc = s_num(c, obj, p, "idle_ms", 0, 0, 0, 3.6e6, 1000, &idle_t)) ||
         (rc = s_int(c, obj, p, "profile_runs", 0, 0, 10000, 10, &prof_runs)) ||
+        (rc = s_num(c, obj, p, "energy_estimate_w", 0, 0, 0, 1e5, 0, &est_w)) ||
         (rc = s_int(c, obj, p, "threads", 0, 1, 1024, 1, &threads)))
         return rc;
     const cJSON *cpus = s_get(obj, "cpus");
@@ -839,6 +840,7 @@ static int s_parse_measure(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
         !cJSON_AddNumberToObject(m, "energy_ms", energy_t) ||
         !cJSON_AddNumberToObject(m, "idle_ms", idle_t) ||
         !cJSON_AddNumberToObject(m, "profile_runs", (double)prof_runs) ||
+        (est_w > 0 && !cJSON_AddNumberToObject(m, "energy_estimate_w", est_w)) ||
         !cJSON_AddNumberToObject(m, "threads", (double)threads) ||
         (cpus && !cJSON_AddStringToObject(m, "cpus", cpus->valuestring)))
         return s_oom(c);

@@ -354,6 +354,14 @@ BS_TEST(run_environment_and_pinning)
     ASSERT_STR_EQ("0", back.cpus);
     ASSERT_EQ(m.unstable, back.unstable);
     cJSON_Delete(j);
+    /* no sensor: an estimate only when asked for, labelled as one */
+    ASSERT_OK(s_engine_job(NULL,
+                           "{\"warmup_runs\": 1, \"min_runs\": 3, \"min_time_ms\": 0, "
+                           "\"energy_estimate_w\": 5}",
+                           data, S_LABELS, NULL, &m, &err));
+    ASSERT_STR_EQ("estimate", m.energy_source);
+    ASSERT_DBL_NEAR(5.0 * m.lat_median_ms / 1000.0, m.energy_j, 1e-15);
+    ASSERT_CONTAINS(m.energy_reason, "estimate");
     /* the job's thread is unpinned afterwards */
     cpu_set_t set;
     ASSERT_OK(sched_getaffinity(0, sizeof set, &set));
