@@ -29,36 +29,13 @@ static int s_run(const bs_job_spec_t *job, bs_metrics_t *out, bs_err_t *err)
     memset(&rj, 0, sizeof rj);
     bs_preprocess_t pre;
     int rc;
-    const cJSON *data = job->data;
-    if ((rc = bs_measure_from_json(job->measure, &rj.measure, err)) ||
-        (rc = bs_preprocess_from_json(data ? cJSON_GetObjectItemCaseSensitive(data, "preprocess")
-                                           : NULL,
-                                      "data.preprocess", &pre, err))) {
+    if ((rc = bs_measure_from_json(job->measure, &rj.measure, err))) {
         bs_err_prefix(err, "engine: JOB");
         return rc;
     }
-    const cJSON *cnt = data ? cJSON_GetObjectItemCaseSensitive(data, "eval_count") : NULL;
-    if (cnt && !cJSON_IsNull(cnt)) {
-        if (!cJSON_IsNumber(cnt) || !(cnt->valuedouble >= 0) || cnt->valuedouble > 9.0e15 ||
-            cnt->valuedouble != floor(cnt->valuedouble))
-            return bs_err_set(err, BS_EINVAL,
-                              "engine: JOB: data.eval_count: expected an integer >= 0");
-        rj.count = (int64_t)cnt->valuedouble;
-    }
-    bs_quant_opts_default(&rj.quant);
-    if ((rc = bs_quant_opts_from_json(
-             data ? cJSON_GetObjectItemCaseSensitive(data, "quantization") : NULL, &rj.quant,
-             err))) {
-        bs_err_prefix(err, "engine: JOB: data");
+    if ((rc = bs_run_job_data(job->data, &pre, &rj.count, &rj.quant, err))) {
+        bs_err_prefix(err, "engine");
         return rc;
-    }
-    const cJSON *ccnt = data ? cJSON_GetObjectItemCaseSensitive(data, "calib_count") : NULL;
-    if (ccnt && !cJSON_IsNull(ccnt)) {
-        if (!cJSON_IsNumber(ccnt) || !(ccnt->valuedouble >= 0) || ccnt->valuedouble > 9.0e15 ||
-            ccnt->valuedouble != floor(ccnt->valuedouble))
-            return bs_err_set(err, BS_EINVAL,
-                              "engine: JOB: data.calib_count: expected an integer >= 0");
-        rj.quant.calib_count = (int64_t)ccnt->valuedouble;
     }
     rj.quant.calib_images = job->calib_images;
     rj.sensors = job->sensors;

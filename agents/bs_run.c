@@ -197,6 +197,40 @@ int bs_quant_opts_from_json(const cJSON *obj, bs_quant_opts_t *q, bs_err_t *err)
     return 0;
 }
 
+/* data.<key>: absent or null leaves *out; else an integer >= 0. */
+static int s_data_count(const cJSON *data, const char *key, int64_t *out, bs_err_t *err)
+{
+    const cJSON *it = data ? cJSON_GetObjectItemCaseSensitive(data, key) : NULL;
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0) || it->valuedouble > 9.0e15 ||
+        it->valuedouble != floor(it->valuedouble))
+        return bs_err_set(err, BS_EINVAL, "JOB: data.%s: expected an integer >= 0", key);
+    *out = (int64_t)it->valuedouble;
+    return 0;
+}
+
+int bs_run_job_data(const cJSON *data, bs_preprocess_t *pre, int64_t *eval_count,
+                    bs_quant_opts_t *q, bs_err_t *err)
+{
+    int rc;
+    *eval_count = 0;
+    bs_quant_opts_default(q);
+    if ((rc = bs_preprocess_from_json(
+             data ? cJSON_GetObjectItemCaseSensitive(data, "preprocess") : NULL,
+             "data.preprocess", pre, err))) {
+        bs_err_prefix(err, "JOB");
+        return rc;
+    }
+    if ((rc = s_data_count(data, "eval_count", eval_count, err)) ||
+        (rc = s_data_count(data, "calib_count", &q->calib_count, err)))
+        return rc;
+    if ((rc = bs_quant_opts_from_json(
+             data ? cJSON_GetObjectItemCaseSensitive(data, "quantization") : NULL, q, err)))
+        bs_err_prefix(err, "JOB: data");
+    return rc;
+}
+
 typedef struct s_calib_run {
     int n;             /* weight-layer inputs observed */
     int *tensor;       /* their tensor indices */

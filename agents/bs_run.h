@@ -79,6 +79,12 @@ void bs_quant_opts_default(bs_quant_opts_t *q);
  * fields of q are left as they are. err names the key. */
 int bs_quant_opts_from_json(const cJSON *obj, bs_quant_opts_t *q, bs_err_t *err);
 
+/* A JOB's "data" object (PROTOCOL.md) as the engine takes it: data.preprocess into *pre,
+ * data.eval_count into *eval_count (0 when absent), and into *q (bs_quant_opts_default'ed
+ * here) data.quantization and data.calib_count. Errors are prefixed "JOB: data...". */
+int bs_run_job_data(const cJSON *data, bs_preprocess_t *pre, int64_t *eval_count,
+                    bs_quant_opts_t *q, bs_err_t *err);
+
 /* Runs the float32 model on q's calibration images and returns uint8 parameters for the input
  * of every weight layer (*out the caller's: bs_act_table_free). BS_EINVAL when q names no
  * calibration images. */

@@ -242,41 +242,16 @@ done:
 
 /* ---- the engine backend's entry ------------------------------------------------------------ */
 
-/* data.<key>: absent or null leaves *out; else an integer >= 0. */
-static int s_data_count(const cJSON *data, const char *key, int64_t *out, bs_err_t *err)
-{
-    const cJSON *it = data ? cJSON_GetObjectItemCaseSensitive(data, key) : NULL;
-    if (!it || cJSON_IsNull(it))
-        return 0;
-    if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0) || it->valuedouble > 9.0e15 ||
-        it->valuedouble != floor(it->valuedouble))
-        return bs_err_set(err, BS_EINVAL, "data.%s: expected an integer >= 0", key);
-    *out = (int64_t)it->valuedouble;
-    return 0;
-}
-
 int bs_sensitivity_engine(const bs_job_spec_t *job, bs_sens_result_t *out, bs_err_t *err)
 {
     if (!job->model_path)
         return bs_err_set(err, BS_EINVAL, "engine: the job names no model file (role \"model\")");
-    const cJSON *data = job->data;
     bs_preprocess_t pre;
     bs_sens_run_t r;
     memset(&r, 0, sizeof r);
-    bs_quant_opts_default(&r.quant);
     int rc;
-    if ((rc = bs_preprocess_from_json(data ? cJSON_GetObjectItemCaseSensitive(data, "preprocess")
-                                           : NULL,
-                                      "data.preprocess", &pre, err)) ||
-        (rc = s_data_count(data, "eval_count", &r.count, err)) ||
-        (rc = s_data_count(data, "calib_count", &r.quant.calib_count, err))) {
-        bs_err_prefix(err, "engine: JOB");
-        return rc;
-    }
-    if ((rc = bs_quant_opts_from_json(data ? cJSON_GetObjectItemCaseSensitive(data, "quantization")
-                                           : NULL,
-                                      &r.quant, err))) {
-        bs_err_prefix(err, "engine: JOB: data");
+    if ((rc = bs_run_job_data(job->data, &pre, &r.count, &r.quant, err))) {
+        bs_err_prefix(err, "engine");
         return rc;
     }
     r.quant.calib_images = job->calib_images;
