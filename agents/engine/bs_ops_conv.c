@@ -266,11 +266,17 @@ static size_t s_direct_bytes(const s_geom_t *o)
 
 /* ---- Conv at a quantized precision (see bs_ops_quant.c) ------------------------------------
  * Integer (w2..w8 a8), per image: the input quantized to uint8 (unless the previous int8 layer
- * already wrote uint8), then per group bs_im2row_u8 + bs_qgemm into the output planes (float,
- * or uint8 for the next int8 layer); depthwise: bs_qconv_depthwise on codes unpacked into
- * scratch. Float input (w16 or w2..w8 at a32; w32/w16 at a8 after QDQ of the input): im2col +
- * bs_gemm_wq (weights dequantized per tile); depthwise: the filter dequantized into scratch.
- * Scratch: [input copy][filter][window rows or matrix][GEMM]. */
+ * already wrote uint8), then per group bs_qconv2d straight from the uint8 planes into the
+ * output planes (float, or uint8 for the next int8 layer), with the weight bs__qw_prepare
+ * holds (8-bit panels per group, or rows; 4-bit rows are repacked here into 4-bit panels per
+ * group, st->wraw, replacing the rows); a geometry too large for its grid goes through
+ * bs_im2row_u8 + bs_qgemm instead (st->band says which: 1 for bs_qconv2d). Depthwise:
+ * bs_qconv_depthwise on the filter's codes (8-bit rows are the codes; narrower ones are
+ * unpacked once at prepare into st->wraw, replacing the rows). Float input (w16 or w2..w8
+ * at a32; w32/w16 at a8 after QDQ of the input): im2col + bs_gemm_wq (weights dequantized
+ * per tile); depthwise: the filter dequantized into scratch.
+ * Scratch: [input copy][float filter][window rows or matrix][GEMM, convolution or
+ * depthwise]. */
 static int s_qconv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
 {
     s_geom_t o;
@@ -321,18 +327,52 @@ static int s_qconv_prepare(bs_graph_t *g, bs_node_t *n, bs_err_t *err)
         off += bs__align64(img * sizeof(float));
     }
     st->off_w = off;
+    bs_conv2d_t cv = s_conv2d(&o, dw ? o.C : o.Cg);
+    if (dw && q->int8 && !(q->q.bits == 8 && q->q.row_bytes == (size_t)q->K)) {
+        /* the filter's codes, once (8-bit rows are the codes themselves): held instead of
+         * the packed rows, which nothing reads afterwards */
+        size_t nb = (size_t)q->N * (size_t)q->K;
+        if (!(st->wraw = bs_malloc(nb)))
+            return bs_node_err(err, n, BS_ENOMEM, "out of memory");
+        bs_qweight_codes(&q->q, st->wraw);
+        n->packed_bytes += nb;
+        n->packed_bytes -= (size_t)q->N * q->q.row_bytes;
+        bs_free(q->q.data);
+        q->q.data = NULL;
+    }
     if (dw) {
-        off += bs__align64((size_t)(o.M * o.Kprod) * (q->int8 ? 1 : sizeof(float)));
+        if (!q->int8)
+            off += bs__align64((size_t)(o.M * o.Kprod) * sizeof(float));
+        st->off_gemm = off;
+        if (q->int8)
+            off += bs__align64(bs_qconv_depthwise_scratch(&cv, bs__threads(g)));
         n->scratch = off;
         return 0;
     }
     st->off_col = off;
-    if (q->int8)
+    size_t direct = q->int8 ? bs_qconv2d_scratch(&cv, st->gN, bs__threads(g), !q->packed) : 0;
+    st->band = direct > 0;
+    if (direct && q->q.bits == 4 && q->q.data) {
+        /* 4-bit panels per group (st->wraw, wg_bytes apart), expanded per panel by the
+         * kernel: held instead of the rows, about as many bytes */
+        st->wg_bytes = bs__align64(bs_qgemm_packed4_size(st->gN, st->gK));
+        if (!(st->wraw = bs_malloc(st->wg_bytes * (size_t)o.G)))
+            return bs_node_err(err, n, BS_ENOMEM, "out of memory");
+        for (int grp = 0; grp < (int)o.G; grp++) {
+            bs_qweight_t v = bs__qw_group(q, grp);
+            bs_qgemm_pack4(&v, (char *)st->wraw + (size_t)grp * st->wg_bytes);
+        }
+        n->packed_bytes += st->wg_bytes * (size_t)o.G;
+        n->packed_bytes -= (size_t)q->N * q->q.row_bytes;
+        bs_free(q->q.data);
+        q->q.data = NULL;
+    }
+    if (q->int8 && !direct)
         off += bs__align64((size_t)o.Pout * (size_t)BS_QK_PAD(st->gK));
-    else if (st->path != S_PATH_1X1)
+    else if (!q->int8 && st->path != S_PATH_1X1)
         off += bs__align64((size_t)o.Pout * (size_t)st->gK * sizeof(float));
     st->off_gemm = off;
-    off += bs__align64(bs__qw_gemm_scratch(q, st->gM, bs__threads(g)));
+    off += bs__align64(direct ? direct : bs__qw_gemm_scratch(q, st->gM, bs__threads(g)));
     n->scratch = off;
     return 0;
 }
@@ -347,11 +387,11 @@ static int s_qconv_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
     size_t ysz = yt->quantized ? 1 : sizeof(float);
     int64_t cpin = o->C * o->Pin, mpout = o->M * o->Pout;
     if (q->int8) {
-        int8_t *codes = (int8_t *)(scratch + st->off_w);
+        const int8_t *codes = NULL;
         uint8_t *rows = (uint8_t *)(scratch + st->off_col);
         int64_t ldr = BS_QK_PAD(st->gK);
-        if (st->path == S_PATH_DW)
-            bs__qw_codes_dw(q, codes);
+        if (st->path == S_PATH_DW) /* unpacked at prepare, or 8-bit rows */
+            codes = st->wraw ? (const int8_t *)st->wraw : (const int8_t *)q->q.data;
         for (int64_t img = 0; img < o->N; img++) {
             const uint8_t *xq;
             if (xt->quantized) {
@@ -364,16 +404,34 @@ static int s_qconv_run(bs_graph_t *g, bs_node_t *n, bs_ctx_t *ctx)
             char *yi = (char *)yt->data + (size_t)(img * mpout) * ysz;
             if (st->path == S_PATH_DW) {
                 bs_conv2d_t cv = s_conv2d(o, o->C);
-                bs_qconv_depthwise(&cv, xq, q->in.zero_point, codes, &q->epi, yi, ctx->pool);
+                bs_qconv_depthwise(&cv, xq, q->in.zero_point, codes, &q->epi, yi,
+                                   scratch + st->off_gemm, ctx->pool);
                 continue;
             }
             bs_conv2d_t cv = s_conv2d(o, o->Cg);
             for (int grp = 0; grp < (int)o->G; grp++) {
-                bs_im2row_u8(&cv, xq + grp * o->Cg * o->Pin, (uint8_t)q->in.zero_point, rows,
-                             ldr);
-                bs__qw_gemm_q(q, grp, st->gM, rows, ldr,
-                              yi + (size_t)(grp * o->Mg * o->Pout) * ysz, 1, o->Pout,
-                              scratch + st->off_gemm, ctx->pool);
+                const uint8_t *xg = xq + grp * o->Cg * o->Pin;
+                char *yg = yi + (size_t)(grp * o->Mg * o->Pout) * ysz;
+                if (!st->band) {
+                    bs_im2row_u8(&cv, xg, (uint8_t)q->in.zero_point, rows, ldr);
+                    bs__qw_gemm_q(q, grp, st->gM, rows, ldr, yg, 1, o->Pout,
+                                  scratch + st->off_gemm, ctx->pool);
+                    continue;
+                }
+                /* the group's weight and epilogue, as bs__qw_gemm_q hands them to bs_qgemm */
+                bs_qweight_t v = bs__qw_group(q, grp);
+                bs_qgemm_w_t wg = {.N = st->gN, .K = st->gK};
+                if (q->packed)
+                    wg.packed = q->packed + (size_t)grp * q->pg_bytes;
+                else if (st->wraw)
+                    wg.packed4 = (const char *)st->wraw + (size_t)grp * st->wg_bytes;
+                else
+                    wg.rows = &v;
+                bs_qgemm_epi_t e = q->epi;
+                e.off = q->off + (size_t)grp * (size_t)st->gN;
+                e.mult = q->mult + (size_t)grp * (size_t)st->gN;
+                bs_qconv2d(&cv, xg, (uint8_t)q->in.zero_point, &wg, &e, yg,
+                           scratch + st->off_gemm, ctx->pool);
             }
         }
         return 0;

@@ -23,9 +23,21 @@
  * just before the micro-kernel reads it, so they are never expanded in memory.
  *
  * Activations: X is M rows of uint8, row m at X + m*ldx, ldx >= BS_QK_PAD(K); the bytes of a row
- * in [K, BS_QK_PAD(K)) may hold anything (their weights are zero). For convolutions
- * bs_im2row_u8 builds X from uint8 NCHW planes (one row per output position, zero point where
- * the window reads padding); bs_quantize_u8 quantizes float activations first.
+ * in [K, BS_QK_PAD(K)) may hold anything (their weights are zero). bs_im2row_u8 builds X from
+ * uint8 NCHW planes (one row per output position, zero point where the window reads padding);
+ * bs_quantize_u8 quantizes float activations first.
+ *
+ * Convolutions: bs_qconv2d computes the same sums and epilogue straight from the uint8 NCHW
+ * planes into NCHW output planes, with the GEMM's roles swapped: output channels are the rows,
+ * output positions the vector lanes. The input is copied once into zero-point-padded phase
+ * planes (one per stride phase, none for a 1x1 stride-1 unpadded convolution, whose planes are
+ * read in place), so that each tap k is one contiguous run of positions; groups of 4 taps are
+ * interleaved byte-wise ("X4": the 4 bytes of one position side by side, vpdpbusd's unsigned
+ * operand) one block of positions at a time, and each weight word (4 codes of one output
+ * channel) is broadcast against them. The epilogue stores contiguous runs of each output
+ * plane. The weight is the same operand as bs_qgemm's (panels of the selected ISA, or rows).
+ * bs_qconv_depthwise vectorises each channel across its output positions the same way, taps
+ * of one kernel row 4 at a time.
  *
  * Instruction sets: a portable C reference, AVX2 (vpmaddwd on sign-extended 16-bit values,
  * exact), AVX-VNNI (vpdpbusd on ymm), AVX512-VNNI (vpdpbusd on zmm), NEON (widening
@@ -54,12 +66,14 @@ int bs_qkernels_select(const char *isa);
 /* Comma-separated ISAs this build and CPU can run. */
 const char *bs_qkernels_available(void);
 
-/* The weight operand. Exactly one of packed / rows is used: packed when not NULL. */
+/* The weight operand. Exactly one of packed / packed4 / rows is used, in that order. */
 typedef struct bs_qgemm_w {
     int N, K;
     const void *packed;       /* bs_qgemm_pack of an 8-bit bs_qweight_t, for the ISA selected
                                  when it was packed; or NULL */
-    const bs_qweight_t *rows; /* when packed is NULL: rows of any width 2..8 */
+    const void *packed4;      /* bs_qgemm_pack4 of a 4-bit bs_qweight_t, likewise; read by
+                                 bs_qconv2d only (bs_qgemm wants packed or rows); or NULL */
+    const bs_qweight_t *rows; /* when both are NULL: rows of any width 2..8 */
 } bs_qgemm_w_t;
 
 typedef struct bs_qgemm_epi {
@@ -78,8 +92,15 @@ size_t bs_qgemm_packed_size(int N, int K);
  * again after bs_qkernels_select. Like every reader of q here, it relies on the
  * BS_QWEIGHT_TAIL zero bytes after q's last row. */
 void bs_qgemm_pack(const bs_qweight_t *q, void *dst);
+/* The 4-bit form of bs_qgemm_pack: the same panel bytes, two codes per byte (byte 2m in the
+ * low nibble, 2m + 1 in the high one), half the size; bs_qconv2d expands each panel just
+ * before its tiles read it. q must hold 4-bit codes (within -8..7). */
+size_t bs_qgemm_packed4_size(int N, int K);
+void bs_qgemm_pack4(const bs_qweight_t *q, void *dst);
 /* sum_k Wq[n, k] for each row n of q (any width), for the caller's off[]. */
 void bs_qweight_row_sums(const bs_qweight_t *q, int32_t *sums);
+/* Every code of q (any width) into codes[n*K + k] (N*K bytes, the caller's). */
+void bs_qweight_codes(const bs_qweight_t *q, int8_t *codes);
 /* Scratch bs_qgemm needs (from_rows: W given as rows, unpacked per tile); threads: the
  * pool's size. Any alignment. */
 size_t bs_qgemm_scratch_size(int M, int N, int K, int threads, int from_rows);
@@ -100,12 +121,27 @@ void bs_quantize_u8(const float *x, int64_t n, float scale, int32_t zp, uint8_t 
 void bs_im2row_u8(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad, uint8_t *rows,
                   int64_t ldr);
 
+/* Convolution of one group: g->C uint8 input planes x[C][H][W] (pad: the value read where the
+ * window leaves the input, normally the zero point), W an N x K weight with
+ * K = C*KH*KW, k = (c*KH + kh)*KW + kw (as bs_qgemm's: packed for the selected ISA, or rows);
+ * raw[n][oh][ow] = sum_k input under tap k * Wq[n, k], then the epilogue e of bs_qgemm (off
+ * and mult of channel n) into y: N output planes of OH*OW elements (float or uint8). Exactly
+ * bs_im2row_u8 followed by bs_qgemm with sym = 1, syn = OH*OW, bit for bit, for any thread
+ * count. scratch: bs_qconv2d_scratch(g, N, threads, W given as rows or packed4) bytes, any
+ * alignment (threads: the pool's size); 0 when the geometry is too large for bs_qconv2d (use
+ * bs_im2row_u8 + bs_qgemm). Never allocates. */
+size_t bs_qconv2d_scratch(const bs_conv2d_t *g, int N, int threads, int from_rows);
+void bs_qconv2d(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad, const bs_qgemm_w_t *W,
+                const bs_qgemm_epi_t *e, void *y, void *scratch, bs_threadpool_t *pool);
+
 /* Depthwise convolution of uint8 planes (zero point zx) with int8 codes w[c][KH*KW], each
  * channel one output n = c of the epilogue: raw = sum over the window of (x - zx) * w (padding
  * contributes 0; so off[c] holds only the bias, no zero-point term), then as above with
- * off/mult of channel c. y: C output planes (float or
- * uint8). Parallel over channels. */
+ * off/mult of channel c. y: C output planes (float or uint8). scratch:
+ * bs_qconv_depthwise_scratch(g, threads) bytes, any alignment. Parallel over channels;
+ * results do not depend on the thread count. Never allocates. */
+size_t bs_qconv_depthwise_scratch(const bs_conv2d_t *g, int threads);
 void bs_qconv_depthwise(const bs_conv2d_t *g, const uint8_t *x, int32_t zx, const int8_t *w,
-                        const bs_qgemm_epi_t *e, void *y, bs_threadpool_t *pool);
+                        const bs_qgemm_epi_t *e, void *y, void *scratch, bs_threadpool_t *pool);
 
 #endif

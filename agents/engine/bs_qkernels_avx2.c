@@ -1,9 +1,10 @@
 /*
  * bs_qkernels_avx2.c - AVX2 integer kernels (x86-64); the only file compiled with -mavx2
  * (and no -mfma: nothing here may fuse a multiply with an add). Chosen at run time by
- * bs_qkernels.c when the CPU has AVX2 but no VNNI; everything but the micro-kernel (the
- * epilogue, weight unpacking, quantization, im2row and depthwise) is shared with the
- * AVX-VNNI and AVX512-VNNI tables, whose panels have the same layout.
+ * bs_qkernels.c when the CPU has AVX2 but no VNNI; the epilogue, weight unpacking,
+ * quantization, im2row, the X4 interleave, the stride-2 row split and the 4-bit panel
+ * expansion are shared with the AVX-VNNI and AVX512-VNNI tables, whose panels have the same
+ * layout.
  *
  * GEMM tile 3 x 16 over panels of 16 columns in groups of 4 k (kq = 4, bs_qkernels_impl.h):
  * per group of 4 k the 64 bytes of the panel are sign-extended to 16 bits (four vectors, each
@@ -21,10 +22,14 @@
  *
  * Weight unpacking (rows of 8, 4 or 2 bits into panel tiles): 32 codes of a row per vector
  * (nibbles and 2-bit fields sign-extended through pshufb tables), then an 8 x 8 transpose of
- * 32-bit words puts 8 rows' groups of 4 codes side by side.
+ * 32-bit words puts 8 rows' groups of 4 codes side by side. 4-bit panels (bs_qgemm_pack4)
+ * expand 32 codes per step: vpmovzxbw spreads the bytes, a shift lifts the high nibbles.
  *
- * Quantization: 32 floats per step, divided (not multiplied by a reciprocal), NaN lanes
- * zeroed, clamped, converted and packed with unsigned saturation.
+ * Quantization: 32 floats per step. x * (1 / scale) is within about 2^-23 (relative) of the
+ * quotient, so it rounds to the same integer as x / scale wherever it lies farther than 2^-9
+ * from a half integer (or beyond +-2048, clamped either way); a vector with a lane that does
+ * not (ties, NaN) is divided. Then NaN lanes zeroed, clamped, converted and packed with
+ * unsigned saturation.
  *
  * im2row: the window matrix is built in blocks of 16 taps k by 32 outputs ow of one output
  * row: each tap's 32 bytes are one load from the input (stride 1) or the even bytes of a
@@ -36,12 +41,22 @@
  * im2row. A 1x1 convolution with stride 1 and no padding is one long output row (the
  * transposition of the input planes).
  *
- * Depthwise: each channel's plane is copied with its padding (the zero point) into a buffer
- * on the stack when it fits, so that every tap of 16 outputs is one load, a 16-bit multiply
- * ((x - zx) * w fits 16 bits) and two widening adds into int32; larger planes mask the
- * lanes that read padding instead.
+ * bs_qconv2d (layouts in bs_qkernels_impl.h): X4 is built 32 positions at a time, each
+ * source's 32 bytes permuted by words so that the byte and word unpacks (which stay within
+ * 128-bit lanes) leave positions in order. The conv tile (4 output channels x one block of
+ * 16 positions) has no vpdpbusd: each X4 vector is split into its even and odd bytes as
+ * 16-bit values (and, shift), each broadcast weight word into its even and odd codes
+ * (sign-extending shifts), and two vpmaddwd give the 4 products' sum per lane, exactly. The
+ * epilogue of a block stores whole vectors, or through a buffer the kept lanes.
+ *
+ * Depthwise: the batch's copies and weight words first (bs__qdw_prep), then per channel 8
+ * positions per vector: one load per tap group, a word permute and two byte shuffles give
+ * each lane its 4 window bytes as even and odd 16-bit pairs, and vpmaddwd with the group's
+ * split word sums them (the same exact emulation of vpdpbusd). Strides above 2 use the
+ * portable kernel.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "bs_qkernels_impl.h"
@@ -345,21 +360,6 @@ void bs__qepi_avx2(const int32_t *acc, int64_t lda, int mv, int nv, const bs_qge
     }
 }
 
-void bs__qrun_avx2(const int32_t *acc, int len, int32_t off, float mult,
-                   const bs_qgemm_epi_t *e, void *y)
-{
-    s_epc_t c = s_epc(e);
-    size_t esz = e->out_u8 ? 1 : sizeof(float);
-    __m256i vo = _mm256_set1_epi32(off);
-    __m256 vm = _mm256_set1_ps(mult);
-    for (int i = 0; i < len; i += 8) {
-        int n = len - i < 8 ? len - i : 8;
-        __m256i raw = n == 8 ? _mm256_loadu_si256((const __m256i *)(acc + i))
-                             : _mm256_maskload_epi32((const int *)(acc + i), s_mask(n));
-        s_store_run((char *)y + (size_t)i * esz, s_value(raw, vo, vm), n, &c);
-    }
-}
-
 /* ---- weight unpacking ----------------------------------------------------------------- */
 
 /* The 32 codes k .. k+31 of a packed row of BITS (8, 4 or 2) bits, as bytes. Reads up to 31
@@ -428,10 +428,9 @@ int bs__qunpack_avx2(const bs_qweight_t *q, int n0, int nv, int k0, int kl, int8
 
 /* ---- quantization --------------------------------------------------------------------- */
 
-/* The steps of s_quantize_scalar on 8 lanes; int32 results in [0, 255]. */
-S_INLINE __m256i s_quant8(__m256 x, __m256 scale, __m256 lo, __m256 hi, __m256i zp)
+/* The steps of s_quantize_scalar on 8 lanes, from v = x / scale; int32 results in [0, 255]. */
+S_INLINE __m256i s_quant8v(__m256 v, __m256 lo, __m256 hi, __m256i zp)
 {
-    __m256 v = _mm256_div_ps(x, scale);
     v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q)); /* NaN -> 0 */
     v = _mm256_max_ps(v, lo);
     v = _mm256_min_ps(v, hi);
@@ -439,18 +438,43 @@ S_INLINE __m256i s_quant8(__m256 x, __m256 scale, __m256 lo, __m256 hi, __m256i 
     return _mm256_min_epi32(_mm256_max_epi32(r, _mm256_setzero_si256()), _mm256_set1_epi32(255));
 }
 
+/* x / scale as the division would give it, where that decides the result: x * (1 / scale)
+ * is within about 2^-23 of the quotient (relative), so when every lane lies farther than
+ * 2^-9 from a half integer (or beyond +-2048, clamped either way) it rounds to the same
+ * integer as the exact quotient; otherwise (ties, NaN) the lanes are divided. rcp: 1 / scale,
+ * or 0 when that is not a normal float (then always divide). */
+S_INLINE __m256 s_quot8(__m256 x, __m256 scale, __m256 rcp, int fast)
+{
+    if (fast) {
+        __m256 v = _mm256_mul_ps(x, rcp);
+        const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+        __m256 t = _mm256_sub_ps(v, _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT |
+                                                           _MM_FROUND_NO_EXC));
+        __m256 dist = _mm256_sub_ps(_mm256_set1_ps(0.5f), _mm256_and_ps(t, abs));
+        __m256 ok = _mm256_or_ps(_mm256_cmp_ps(dist, _mm256_set1_ps(1.0f / 512), _CMP_GT_OQ),
+                                 _mm256_cmp_ps(_mm256_and_ps(v, abs), _mm256_set1_ps(2048.0f),
+                                               _CMP_GE_OQ));
+        if (_mm256_movemask_ps(ok) == 0xFF)
+            return v;
+    }
+    return _mm256_div_ps(x, scale);
+}
+
 void bs__qquant_avx2(const float *x, int64_t n, float scale, int32_t zp, uint8_t *q)
 {
     __m256 vs = _mm256_set1_ps(scale);
+    float r = 1.0f / scale;
+    int fast = isnormal(r) && isnormal(scale);
+    __m256 vr = _mm256_set1_ps(fast ? r : 0.0f);
     __m256 lo = _mm256_set1_ps(-1.0f - (float)zp), hi = _mm256_set1_ps(256.0f - (float)zp);
     __m256i vz = _mm256_set1_epi32(zp);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        __m256i a = s_quant8(_mm256_loadu_ps(x + i), vs, lo, hi, vz);
-        __m256i b = s_quant8(_mm256_loadu_ps(x + i + 8), vs, lo, hi, vz);
-        __m256i c = s_quant8(_mm256_loadu_ps(x + i + 16), vs, lo, hi, vz);
-        __m256i d = s_quant8(_mm256_loadu_ps(x + i + 24), vs, lo, hi, vz);
+        __m256i a = s_quant8v(s_quot8(_mm256_loadu_ps(x + i), vs, vr, fast), lo, hi, vz);
+        __m256i b = s_quant8v(s_quot8(_mm256_loadu_ps(x + i + 8), vs, vr, fast), lo, hi, vz);
+        __m256i c = s_quant8v(s_quot8(_mm256_loadu_ps(x + i + 16), vs, vr, fast), lo, hi, vz);
+        __m256i d = s_quant8v(s_quot8(_mm256_loadu_ps(x + i + 24), vs, vr, fast), lo, hi, vz);
         /* packs work per 128-bit lane: bytes come out as a0-3 b0-3 c0-3 d0-3 | a4-7 ... */
         __m256i ab = _mm256_packus_epi32(a, b), cd = _mm256_packus_epi32(c, d);
         __m256i p = _mm256_packus_epi16(ab, cd);
@@ -460,7 +484,7 @@ void bs__qquant_avx2(const float *x, int64_t n, float scale, int32_t zp, uint8_t
         int m = n - i < 8 ? (int)(n - i) : 8;
         __m256 v = _mm256_maskload_ps(x + i, s_mask(m));
         uint8_t t[16];
-        _mm_storeu_si128((__m128i *)t, s_pack8(s_quant8(v, vs, lo, hi, vz)));
+        _mm_storeu_si128((__m128i *)t, s_pack8(s_quant8v(s_quot8(v, vs, vr, fast), lo, hi, vz)));
         memcpy(q + i, t, (size_t)m);
     }
 }
@@ -639,129 +663,260 @@ void bs__qim2row_avx2(const bs_conv2d_t *g0, const uint8_t *x, uint8_t pad, uint
         bs__qim2row_ref(g0, x, pad, rows, ldr);
 }
 
-/* ---- depthwise ------------------------------------------------------------------------ */
+/* ---- NCHW convolution and depthwise ---------------------------------------------------- */
 
-/* 16 outputs ow0 .. ow0 + wb - 1 of one tap, as x - zx in 16-bit lanes, 0 where the tap
- * reads padding: input row `row` of a plane of `plane` bytes at xc, input column s0 for
- * output ow0. One load (stride 1 or 2) starting at output ow0's input byte, even when that is
- * padding (such lanes are then masked by comparing their columns with [0, W)), as long as it
- * stays inside the plane; else one lane at a time. */
-S_INLINE __m256i s_dw_tap16(const uint8_t *xc, int64_t plane, const uint8_t *row, int64_t s0,
-                            int sw, int W, int wb, __m256i vz)
+/* X4: 32 positions of 4 taps per step. Each source's 32 bytes are first permuted by 32-bit
+ * words (0, 2, 4, 6, 1, 3, 5, 7) so that the byte and word unpacks, which work per 128-bit
+ * lane, leave positions 8j .. 8j + 7 in vector j. */
+void bs__qx4_avx2(const uint8_t *const src[4], int n, uint8_t *dst, int64_t ldb)
 {
-    int64_t at = (row - xc) + s0;
-    int inside = s0 >= 0 && s0 + (int64_t)(wb - 1) * sw < W;
-    __m128i xv;
-    if ((sw == 1 || sw == 2) && at >= 0 && at + 16 * sw <= plane && W < 16384) {
-        if (sw == 1) {
-            xv = _mm_loadu_si128((const __m128i *)(xc + at));
-        } else {
-            __m128i m = _mm_set1_epi16(0x00FF);
-            __m128i l = _mm_and_si128(_mm_loadu_si128((const __m128i *)(xc + at)), m);
-            __m128i h = _mm_and_si128(_mm_loadu_si128((const __m128i *)(xc + at + 16)), m);
-            xv = _mm_packus_epi16(l, h);
+    const __m256i perm = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    for (int i = 0; i < n; i += 32) {
+        int m = n - i < 32 ? n - i : 32;
+        __m256i v[4];
+        for (int t = 0; t < 4; t++) {
+            if (m == 32) {
+                v[t] = _mm256_loadu_si256((const __m256i *)(src[t] + i));
+            } else {
+                uint8_t tmp[32] = {0};
+                memcpy(tmp, src[t] + i, (size_t)m);
+                v[t] = _mm256_loadu_si256((const __m256i *)tmp);
+            }
+            v[t] = _mm256_permutevar8x32_epi32(v[t], perm);
         }
-        __m256i d = _mm256_sub_epi16(_mm256_cvtepu8_epi16(xv), vz);
-        if (inside)
-            return d;
-        const __m256i lane = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                                               15);
-        __m256i col = _mm256_add_epi16(_mm256_set1_epi16((int16_t)s0),
-                                       _mm256_mullo_epi16(lane, _mm256_set1_epi16((int16_t)sw)));
-        __m256i last = _mm256_set1_epi16((int16_t)(W - 1));
-        __m256i out = _mm256_or_si256(_mm256_cmpgt_epi16(_mm256_setzero_si256(), col),
-                                      _mm256_cmpgt_epi16(col, last));
-        return _mm256_andnot_si256(out, d);
+        __m256i ab0 = _mm256_unpacklo_epi8(v[0], v[1]), ab1 = _mm256_unpackhi_epi8(v[0], v[1]);
+        __m256i cd0 = _mm256_unpacklo_epi8(v[2], v[3]), cd1 = _mm256_unpackhi_epi8(v[2], v[3]);
+        uint8_t *d = dst + (int64_t)(i / 16) * ldb;
+        _mm256_storeu_si256((__m256i *)d, _mm256_unpacklo_epi16(ab0, cd0));
+        _mm256_storeu_si256((__m256i *)(d + 32), _mm256_unpackhi_epi16(ab0, cd0));
+        if (m > 16) {
+            _mm256_storeu_si256((__m256i *)(d + ldb), _mm256_unpacklo_epi16(ab1, cd1));
+            _mm256_storeu_si256((__m256i *)(d + ldb + 32), _mm256_unpackhi_epi16(ab1, cd1));
+        }
     }
-    int16_t t[16] = {0};
-    int16_t z = (int16_t)_mm256_extract_epi16(vz, 0);
-    for (int o = 0; o < wb; o++) {
-        int64_t c = s0 + (int64_t)o * sw;
-        if (c >= 0 && c < W)
-            t[o] = (int16_t)(row[c] - z);
-    }
-    return _mm256_loadu_si256((const __m256i *)t);
 }
 
-/* (x - zx) * w of 16 outputs of one tap, added to the int32 sums a0 (outputs 0-7), a1. */
-S_INLINE void s_dw_mac(__m256i d, int16_t wv, __m256i *a0, __m256i *a1)
+/* 4-bit panels: each byte's two nibbles become two bytes (vpmovzxbw spreads the bytes to
+ * 16-bit words, a shift moves the high nibble up), sign-extended as (v ^ 8) - 8. */
+void bs__qexp4_avx2(const uint8_t *src, int64_t n, int8_t *dst)
 {
-    __m256i p = _mm256_mullo_epi16(d, _mm256_set1_epi16(wv));
-    *a0 = _mm256_add_epi32(*a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));
-    *a1 = _mm256_add_epi32(*a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
+    const __m256i lo = _mm256_set1_epi16(0x000F), hi = _mm256_set1_epi16(0x0F00);
+    const __m256i e8 = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < n; i += 32) {
+        __m256i t = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(src + i / 2)));
+        __m256i v = _mm256_or_si256(_mm256_and_si256(t, lo),
+                                    _mm256_and_si256(_mm256_slli_epi16(t, 4), hi));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_sub_epi8(_mm256_xor_si256(v, e8), e8));
+    }
 }
 
-/* The padded copy of a plane: Hb rows of Wb bytes, the input at rows [pt, pt + H), columns
- * [pl, pl + W), zx around it. */
-enum { S_DW_PAD = 32768 };
+/* 16 pairs per step (the last one overlapping the one before): pshufb puts each 128-bit
+ * lane's even bytes before its odd ones, a qword permute joins the lanes' halves. */
+void bs__qdeint2_avx2(const uint8_t *src, int n, uint8_t *dst0, uint8_t *dst1)
+{
+    const __m256i sh = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0,
+                                        2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    if (n < 16) {
+        for (int s = 0; s < n; s++) {
+            dst0[s] = src[2 * s];
+            dst1[s] = src[2 * s + 1];
+        }
+        return;
+    }
+    for (int s = 0;; s += 16) {
+        s = s + 16 > n ? n - 16 : s; /* the last step overlaps the one before */
+        __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(src + 2 * s)), sh);
+        v = _mm256_permute4x64_epi64(v, 0xD8);
+        _mm_storeu_si128((__m128i *)(dst0 + s), _mm256_castsi256_si128(v));
+        _mm_storeu_si128((__m128i *)(dst1 + s), _mm256_extracti128_si256(v, 1));
+        if (s + 16 >= n)
+            return;
+    }
+}
 
-/* One channel, 16 outputs of a row at a time, summed over every tap in two int32 vectors:
- * (x - zx) * w fits 16 bits (|x - zx| <= 255, |w| <= 128), so each tap is one vpmullw and
- * two widening adds. The epilogue is applied on the registers. When the plane with its
- * padding (and room for the loads of the last block) fits S_DW_PAD bytes (stride 1 or 2),
- * it is first copied into such a buffer, padded with zx, so that every tap is one plain
- * load; otherwise each tap masks the lanes that read padding (s_dw_tap16). */
-void bs__qdw_avx2(const bs_conv2d_t *g, const uint8_t *xc, int32_t zx, const int8_t *wc,
-                  int32_t off, float mult, const bs_qgemm_epi_t *e, void *yc)
+/* The epilogue of one block (a0: lanes 0-7, a1: lanes 8-15; raw sums plus off) into its
+ * kept outputs of the plane y: whole vectors, or through a buffer lane by lane. */
+S_INLINE void s_store_blk(__m256i a0, __m256i a1, __m256 mult, const s_epc_t *c,
+                          const bs__qgrid_t *gr, int b, char *y)
+{
+    __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), mult);
+    __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), mult);
+    int64_t at;
+    unsigned keep = bs__qkeep(gr, b, &at);
+    if (c->out_u8) {
+        __m256i p = _mm256_packus_epi32(s_act_u8(v0, c), s_act_u8(v1, c));
+        p = _mm256_permute4x64_epi64(p, 0xD8);
+        __m128i q = _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        if (keep == 0xFFFFu) {
+            _mm_storeu_si128((__m128i *)(y + at), q);
+            return;
+        }
+        uint8_t t[16];
+        _mm_storeu_si128((__m128i *)t, q);
+        for (int l = 0; l < 16; l++)
+            if (keep >> l & 1u)
+                ((uint8_t *)y)[at++] = t[l];
+        return;
+    }
+    __m256 f0 = s_act_f32(v0, c), f1 = s_act_f32(v1, c);
+    float *d = (float *)y + at;
+    if (keep == 0xFFFFu) {
+        _mm256_storeu_ps(d, f0);
+        _mm256_storeu_ps(d + 8, f1);
+        return;
+    }
+    float t[16];
+    _mm256_storeu_ps(t, f0);
+    _mm256_storeu_ps(t + 8, f1);
+    for (int l = 0; l < 16; l++)
+        if (keep >> l & 1u)
+            *d++ = t[l];
+}
+
+void bs__qepi16_avx2(const int32_t acc[16], float mult, const bs_qgemm_epi_t *e,
+                     const bs__qgrid_t *gr, int b, void *y)
 {
     s_epc_t c = s_epc(e);
-    const int H = g->H, W = g->W, KH = g->KH, KW = g->KW, OH = g->OH, OW = g->OW;
-    const int sh = g->sh, sw = g->sw, dh = g->dh, dw = g->dw, pt = g->pt, pl = g->pl;
-    int64_t esz = e->out_u8 ? 1 : (int64_t)sizeof(float), plane = (int64_t)H * W;
-    __m256i vo = _mm256_set1_epi32(off), vz = _mm256_set1_epi16((int16_t)zx);
-    __m256 vm = _mm256_set1_ps(mult);
-    char *y = yc;
-    /* padded copy: every load of the last block of a row stays inside its row */
-    int64_t Wb = ((int64_t)OW + 16) * sw + (int64_t)(KW - 1) * dw + 16;
-    int64_t Hb = (int64_t)(OH - 1) * sh + (int64_t)(KH - 1) * dh + 1;
-    int padded = (sw == 1 || sw == 2) && Wb * Hb <= S_DW_PAD && (int64_t)pl + W <= Wb &&
-                 pt >= 0 && pl >= 0;
-    uint8_t buf[S_DW_PAD];
-    if (padded) {
-        memset(buf, zx, (size_t)(Wb * Hb));
-        for (int ih = 0; ih < H; ih++)
-            if (ih + pt < Hb)
-                memcpy(buf + (ih + pt) * Wb + pl, xc + (int64_t)ih * W, (size_t)W);
+    s_store_blk(_mm256_loadu_si256((const __m256i *)acc),
+                _mm256_loadu_si256((const __m256i *)(acc + 8)), _mm256_set1_ps(mult), &c, gr,
+                b, y);
+}
+
+/* acc + x . w for 4 unsigned bytes x and 4 signed codes w per 32-bit lane (what vpdpbusd
+ * does), with vpmaddwd: xe, we hold bytes 0 and 2 of each lane as 16-bit values, xo, wo bytes
+ * 1 and 3 (exact: each product fits 16 bits signed, each pair sum 32 bits). */
+S_INLINE __m256i s_dp(__m256i acc, __m256i xe, __m256i xo, __m256i we, __m256i wo)
+{
+    return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(xe, we),
+                                                  _mm256_madd_epi16(xo, wo)));
+}
+
+#define S_CV_INIT(i)                                                                             \
+    __m256i c##i##0 = _mm256_set1_epi32(MR > i ? e->off[n0 + i] : 0), c##i##1 = c##i##0;
+#define S_CV_ROW(i)                                                                              \
+    if (MR > i) {                                                                                \
+        int32_t wv;                                                                              \
+        memcpy(&wv, w + 4 * i, 4);                                                               \
+        __m256i ww = _mm256_set1_epi32(wv);                                                      \
+        __m256i we = _mm256_srai_epi16(_mm256_slli_epi16(ww, 8), 8);                             \
+        __m256i wo = _mm256_srai_epi16(ww, 8);                                                   \
+        c##i##0 = s_dp(c##i##0, xe0, xo0, we, wo);                                               \
+        c##i##1 = s_dp(c##i##1, xe1, xo1, we, wo);                                               \
     }
-    for (int oh = 0; oh < OH; oh++)
-        for (int ow0 = 0; ow0 < OW; ow0 += 16) {
-            int wb = OW - ow0 < 16 ? OW - ow0 : 16;
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-            for (int kh = 0; kh < KH; kh++) {
-                const int8_t *wr = wc + kh * KW;
-                if (padded) {
-                    const uint8_t *b = buf + ((int64_t)oh * sh + (int64_t)kh * dh) * Wb +
-                                       (int64_t)ow0 * sw;
-                    for (int kw = 0; kw < KW; kw++) {
-                        const uint8_t *p = b + (int64_t)kw * dw;
-                        __m128i xv;
-                        if (sw == 1) {
-                            xv = _mm_loadu_si128((const __m128i *)p);
-                        } else {
-                            __m128i m = _mm_set1_epi16(0x00FF);
-                            xv = _mm_packus_epi16(
-                                _mm_and_si128(_mm_loadu_si128((const __m128i *)p), m),
-                                _mm_and_si128(_mm_loadu_si128((const __m128i *)(p + 16)), m));
-                        }
-                        s_dw_mac(_mm256_sub_epi16(_mm256_cvtepu8_epi16(xv), vz), wr[kw], &a0,
-                                 &a1);
-                    }
-                    continue;
-                }
-                int64_t ih = (int64_t)oh * sh + (int64_t)kh * dh - pt;
-                if (ih < 0 || ih >= H)
-                    continue;
-                const uint8_t *row = xc + ih * W;
-                for (int kw = 0; kw < KW; kw++) {
-                    int64_t s0 = (int64_t)ow0 * sw + (int64_t)kw * dw - pl;
-                    s_dw_mac(s_dw_tap16(xc, plane, row, s0, sw, W, wb, vz), wr[kw], &a0, &a1);
+#define S_CV_STORE(i)                                                                            \
+    if (MR > i)                                                                                  \
+        s_store_blk(c##i##0, c##i##1, _mm256_set1_ps(e->mult[n0 + i]), &c, gr, b0,               \
+                    y + (size_t)((int64_t)i * gr->ys) * esz);
+
+/* MR output channels (rows n0 .. of the panel at wp, already offset to row n0's word) of one
+ * block. */
+S_INLINE void s_cv_n(int MR, int kg, const uint8_t *x4, const int8_t *wp,
+                     const bs_qgemm_epi_t *e, int n0, const bs__qgrid_t *gr, int b0, char *y)
+{
+    s_epc_t c = s_epc(e);
+    size_t esz = e->out_u8 ? 1 : sizeof(float);
+    const __m256i lo8 = _mm256_set1_epi16(0x00FF);
+    S_CV_INIT(0) S_CV_INIT(1) S_CV_INIT(2) S_CV_INIT(3)
+    for (int g = 0; g < kg; g++) {
+        const uint8_t *xb = x4 + (int64_t)g * 64;
+        const int8_t *w = wp + (int64_t)g * A_NR * 4;
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)xb);
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb + 32));
+        __m256i xe0 = _mm256_and_si256(x0, lo8), xo0 = _mm256_srli_epi16(x0, 8);
+        __m256i xe1 = _mm256_and_si256(x1, lo8), xo1 = _mm256_srli_epi16(x1, 8);
+        S_CV_ROW(0) S_CV_ROW(1) S_CV_ROW(2) S_CV_ROW(3)
+    }
+    S_CV_STORE(0) S_CV_STORE(1) S_CV_STORE(2) S_CV_STORE(3)
+}
+
+static void s_cvtile_avx2(int kg, const uint8_t *x4, int64_t ldb, int nb, const int8_t *wp,
+                          int nv, const bs_qgemm_epi_t *e, int n0, const bs__qgrid_t *gr, int b0,
+                          void *y)
+{
+    size_t esz = e->out_u8 ? 1 : sizeof(float);
+    (void)ldb, (void)nb; /* one block (cvb = 1) */
+    for (int j0 = 0; j0 < nv; j0 += 4) {
+        char *yj = (char *)y + (size_t)((int64_t)j0 * gr->ys) * esz;
+        const int8_t *w = wp + 4 * j0;
+        switch (nv - j0) {
+        case 1: s_cv_n(1, kg, x4, w, e, n0 + j0, gr, b0, yj); break;
+        case 2: s_cv_n(2, kg, x4, w, e, n0 + j0, gr, b0, yj); break;
+        case 3: s_cv_n(3, kg, x4, w, e, n0 + j0, gr, b0, yj); break;
+        default: s_cv_n(4, kg, x4, w, e, n0 + j0, gr, b0, yj); break;
+        }
+    }
+}
+
+#undef S_CV_INIT
+#undef S_CV_ROW
+#undef S_CV_STORE
+
+/* Depthwise: 8 positions per vector, each lane's 4 window bytes gathered from one load by a
+ * word permute (positions 0-3 | 4-7 need bytes 0-6 | 4-10 for stride 1, 0-9 | 8-17 for
+ * stride 2) and a byte shuffle that also zero-extends them to the even / odd 16-bit pairs of
+ * s_dp. Two blocks (four vectors) at a time. */
+/* Every channel's copy and words first, then the blocks. */
+static void s_dw_avx2(const bs__qdwp_t *d, const uint8_t *x, const int8_t *w, int nch,
+                      const int32_t *off, const float *mult, const bs_qgemm_epi_t *e,
+                      uint8_t *buf, int32_t *wqb, int fresh, void *y)
+{
+    int sw = d->sw, ngr = d->ngr;
+    if (sw > 2) {
+        bs__qdw_ref(d, x, w, nch, off, mult, e, buf, wqb, fresh, y);
+        return;
+    }
+    if (fresh) /* the padding of every copy: the channels only ever write the input's bytes */
+        memset(buf, (int)d->zx, (size_t)(d->bufbytes / d->cbytes * d->cbytes));
+    const bs__qgrid_t *gr = d->gr;
+    const __m256i perm = sw == 1 ? _mm256_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4)
+                                 : _mm256_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5);
+    const __m256i pe = sw == 1 ? _mm256_setr_epi8(0, -1, 2, -1, 1, -1, 3, -1, 2, -1, 4, -1, 3,
+                                                  -1, 5, -1, 0, -1, 2, -1, 1, -1, 3, -1, 2, -1,
+                                                  4, -1, 3, -1, 5, -1)
+                               : _mm256_setr_epi8(0, -1, 2, -1, 2, -1, 4, -1, 4, -1, 6, -1, 6,
+                                                  -1, 8, -1, 0, -1, 2, -1, 2, -1, 4, -1, 4, -1,
+                                                  6, -1, 6, -1, 8, -1);
+    const __m256i po = _mm256_add_epi8(pe, _mm256_setr_epi8(1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0,
+                                                            1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0,
+                                                            1, 0, 1, 0, 1, 0, 1, 0));
+    s_epc_t c = s_epc(e);
+    size_t esz = e->out_u8 ? 1 : sizeof(float);
+    int64_t step = (int64_t)sw * 8;
+    for (int i = 0; i < nch; i++)
+        bs__qdw_prep(d, x, w, i, 0, buf, wqb + (int64_t)i * ngr);
+    for (int i = 0; i < nch; i++) {
+        const int32_t *wq = wqb + (int64_t)i * ngr;
+        uint32_t corr = 0;
+        for (int gi = 0; gi < ngr; gi++)
+            for (int t = 0; t < 4; t++)
+                corr += (uint32_t)d->zx * (uint32_t)(int32_t)(int8_t)(uint8_t)((uint32_t)wq[gi] >>
+                                                                             (8 * t));
+        int32_t start = (int32_t)((uint32_t)off[i] - corr);
+        const uint8_t *xc = buf + i * d->cbytes;
+        __m256 vm = _mm256_set1_ps(mult[i]);
+        char *yc = (char *)y + (size_t)(i * gr->ys) * esz;
+        for (int b = 0; b < gr->nblk; b += 2) {
+            __m256i a[4];
+            for (int h = 0; h < 4; h++)
+                a[h] = _mm256_set1_epi32(start);
+            int nh = gr->nblk - b > 1 ? 4 : 2;
+            for (int gi = 0; gi < ngr; gi++) {
+                __m256i ww = _mm256_set1_epi32(wq[gi]);
+                __m256i we = _mm256_srai_epi16(_mm256_slli_epi16(ww, 8), 8);
+                __m256i wo = _mm256_srai_epi16(ww, 8);
+                const uint8_t *p = xc + d->goff[gi] + (int64_t)b * 2 * step;
+                for (int h = 0; h < nh; h++) {
+                    __m256i v = _mm256_permutevar8x32_epi32(
+                        _mm256_loadu_si256((const __m256i *)(p + h * step)), perm);
+                    a[h] = s_dp(a[h], _mm256_shuffle_epi8(v, pe), _mm256_shuffle_epi8(v, po),
+                                we, wo);
                 }
             }
-            char *yo = y + ((int64_t)oh * OW + ow0) * esz;
-            s_store_run(yo, s_value(a0, vo, vm), wb < 8 ? wb : 8, &c);
-            if (wb > 8)
-                s_store_run(yo + 8 * esz, s_value(a1, vo, vm), wb - 8, &c);
+            s_store_blk(a[0], a[1], vm, &c, gr, b, yc);
+            if (nh == 4)
+                s_store_blk(a[2], a[3], vm, &c, gr, b + 1, yc);
         }
+    }
 }
 
 const bs__qkernels_t bs__qkernels_avx2 = {
@@ -771,9 +926,13 @@ const bs__qkernels_t bs__qkernels_avx2 = {
     .kq = 4,
     .tile = s_tile_avx2,
     .epi = bs__qepi_avx2,
-    .run = bs__qrun_avx2,
     .unpack = bs__qunpack_avx2,
     .quantize = bs__qquant_avx2,
     .im2row = bs__qim2row_avx2,
-    .dw = bs__qdw_avx2,
+    .x4 = bs__qx4_avx2,
+    .cvtile = s_cvtile_avx2,
+    .cvb = 1,
+    .dw = s_dw_avx2,
+    .deint2 = bs__qdeint2_avx2,
+    .exp4 = bs__qexp4_avx2,
 };

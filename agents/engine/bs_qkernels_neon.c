@@ -13,7 +13,9 @@
  * Epilogue, run and quantization: 4 lanes per vector, written with compare-and-select
  * (vbslq) in exactly the comparisons of bs__qepi_f32 / bs__qepi_u8 - FMAX / FMIN would turn
  * -0.0 into +0.0 through Relu and NaN into NaN through the uint8 clamp - and FCVTNS
- * (vcvtnq_s32_f32: round half to even) for the uint8 conversion. im2row is the portable one.
+ * (vcvtnq_s32_f32: round half to even) for the uint8 conversion. im2row, bs_qconv2d (X4 and
+ * the tile, which reads this table's kq = 1 panels) and the depthwise kernel are the portable
+ * ones.
  */
 #include <arm_neon.h>
 #include <string.h>
@@ -208,23 +210,6 @@ static void s_epi_neon(const int32_t *acc, int64_t lda, int mv, int nv, const bs
     }
 }
 
-static void s_run_neon(const int32_t *acc, int len, int32_t off, float mult,
-                       const bs_qgemm_epi_t *e, void *y)
-{
-    s_epc_t c = s_epc(e);
-    int64_t esz = e->out_u8 ? 1 : (int64_t)sizeof(float);
-    int32x4_t vo = vdupq_n_s32(off);
-    float32x4_t vm = vdupq_n_f32(mult);
-    for (int i = 0; i < len; i += 4) {
-        int n = len - i < 4 ? len - i : 4;
-        int32_t t[4] = {0, 0, 0, 0};
-        const int32_t *a = acc + i;
-        if (n < 4)
-            memcpy(t, a, sizeof(int32_t) * (size_t)n), a = t;
-        s_store((char *)y + i * esz, 1, s_value(vld1q_s32(a), vo, vm), n, &c);
-    }
-}
-
 /* ---- quantization --------------------------------------------------------------------- */
 
 /* The steps of s_quantize_scalar on 4 lanes, saturated to uint16 lanes in [0, 255]. */
@@ -268,7 +253,9 @@ const bs__qkernels_t bs__qkernels_neon = {
     .kq = 1,
     .tile = s_tile_neon,
     .epi = s_epi_neon,
-    .run = s_run_neon,
     .quantize = s_quant_neon,
     .im2row = bs__qim2row_ref,
+    .x4 = bs__qx4_ref,
+    .cvb = 1,
+    .dw = bs__qdw_ref,
 };

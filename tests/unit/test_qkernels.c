@@ -9,8 +9,12 @@
  * M, N and K, K not a multiple of 4, several K and M blocks, M = 1, N below a panel, weights
  * of every width 2..8 given as rows and 8-bit weights prepacked, float and uint8 outputs
  * with each activation, row-major, plane (conv) and gapped output strides, and 1 and 3
- * threads; quantization (ties, saturation, NaN and infinities), im2row (padding, stride,
- * dilation) and depthwise convolution likewise.
+ * threads; quantization (ties, values a few ulps from half integers, saturation, NaN and
+ * infinities), im2row (padding, stride, dilation) and depthwise convolution likewise, and
+ * bs_qconv2d against naive loops and against im2row + bs_qgemm: fixed and random geometries
+ * (strides 1 to 3, dilations, asymmetric padding, odd sizes, 1 to 3 groups), weights of every
+ * width as rows, 8-bit prepacked and 4-bit panels, float and uint8 outputs with each
+ * activation, 1 and 3 threads.
  *
  * Buffers handed to the kernels are allocated at their exact size, so ASan catches any read
  * or write past them; outputs start filled with a marker, and the gaps between strided
@@ -445,6 +449,7 @@ BS_TEST(qgemm_degenerate)
     ASSERT_EQ(7, (int)Y[0]);
 }
 
+/* Row sums and every code, for each width. */
 BS_TEST(qweight_row_sums)
 {
     for (int bits = 2; bits <= 8; bits++) {
@@ -460,6 +465,10 @@ BS_TEST(qweight_row_sums)
                 s += codes[n * K + k];
             ASSERT_EQ(s, sums[n]);
         }
+        int8_t *got = s_alloc((size_t)N * K);
+        bs_qweight_codes(&q, got);
+        ASSERT(memcmp(codes, got, (size_t)N * K) == 0);
+        bs_free(got);
         bs_qweight_free(&q);
         bs_free(codes);
     }
@@ -508,10 +517,12 @@ BS_TEST(quantize_u8_isa_matches_scalar)
 {
     char isas[8][16];
     int ni = s_fast_isas(isas, 8);
-    for (int rep = 0; rep < 40; rep++) {
+    for (int rep = 0; rep < 60; rep++) {
         int64_t n = rep < 36 ? rep * 2 + 1 : 5000 + rep;
         float *x = s_alloc(sizeof(float) * (size_t)n);
         float scale = rep % 5 == 0 ? 0.5f : s_randf(0.001f, 0.1f);
+        if (rep % 7 == 3) /* a tiny scale: 1 / scale is not a normal float */
+            scale = 1e-39f;
         int32_t zp = s_randi(0, 255);
         for (int64_t i = 0; i < n; i++) {
             int r = s_randi(0, 40);
@@ -520,6 +531,12 @@ BS_TEST(quantize_u8_isa_matches_scalar)
                    : r == 2 ? -INFINITY
                    : r == 3 ? scale * (float)(s_randi(-300, 300) + 0.5)
                             : s_randf(-300.0f, 300.0f) * scale;
+            if (r >= 4 && r < 12) { /* a few ulps from a half integer (times scale) */
+                float h = scale * ((float)s_randi(-300, 300) + 0.5f);
+                for (int u = s_randi(-3, 3); u != 0; u += u > 0 ? -1 : 1)
+                    h = nextafterf(h, u > 0 ? INFINITY : -INFINITY);
+                x[i] = h;
+            }
         }
         uint8_t *ref = s_alloc((size_t)n), *got = s_alloc((size_t)n);
         ASSERT_OK(bs_qkernels_select("scalar"));
@@ -570,6 +587,39 @@ static bs_conv2d_t s_geom(int i)
     return g;
 }
 
+/* A random geometry: odd sizes, strides 1 to 3, dilations 1 and 2, asymmetric padding. */
+static bs_conv2d_t s_geom_rand(int cmax)
+{
+    for (;;) {
+        bs_conv2d_t g = {.C = s_randi(1, cmax), .H = s_randi(1, 30), .W = s_randi(1, 45),
+                         .KH = s_randi(1, 5), .KW = s_randi(1, 5), .sh = s_randi(1, 3),
+                         .sw = s_randi(1, 3), .dh = s_randi(1, 2), .dw = s_randi(1, 2),
+                         .pt = s_randi(0, 3), .pl = s_randi(0, 3)};
+        int pb = s_randi(0, 3), pr = s_randi(0, 3);
+        int eh = g.H + g.pt + pb - (g.dh * (g.KH - 1) + 1);
+        int ew = g.W + g.pl + pr - (g.dw * (g.KW - 1) + 1);
+        if (eh < 0 || ew < 0)
+            continue;
+        g.OH = eh / g.sh + 1;
+        g.OW = ew / g.sw + 1;
+        return g;
+    }
+}
+
+/* Geometry i: the fixed list, then random ones. */
+static bs_conv2d_t s_geom_at(int i, int cmax)
+{
+    return i < NELEM(s_geoms) ? s_geom(i) : s_geom_rand(cmax);
+}
+
+static const char *s_geom_str(const bs_conv2d_t *g)
+{
+    static char buf[160];
+    snprintf(buf, sizeof buf, "C=%d H=%d W=%d K=%dx%d s=%d,%d d=%d,%d p=%d,%d out=%dx%d", g->C,
+             g->H, g->W, g->KH, g->KW, g->sh, g->sw, g->dh, g->dw, g->pt, g->pl, g->OH, g->OW);
+    return buf;
+}
+
 BS_TEST(im2row_matches_naive)
 {
     char isas[8][16];
@@ -618,9 +668,9 @@ BS_TEST(depthwise_matches_naive)
 {
     char isas[8][16];
     int ni = s_fast_isas(isas, 8);
-    for (int gi = 0; gi < NELEM(s_geoms); gi++)
+    for (int gi = 0; gi < NELEM(s_geoms) + 40; gi++)
         for (int out_u8 = 0; out_u8 < 2; out_u8++) {
-            bs_conv2d_t g = s_geom(gi);
+            bs_conv2d_t g = s_geom_at(gi, 40);
             int C = g.C, T = g.KH * g.KW;
             int64_t P = (int64_t)g.OH * g.OW;
             uint8_t *x = s_randbytes((size_t)C * g.H * g.W);
@@ -676,11 +726,14 @@ BS_TEST(depthwise_matches_naive)
                 for (int th = 0; th < 2; th++) {
                     ASSERT_OK(bs_qkernels_select(t < 0 ? "scalar" : isas[t]));
                     memset(got, 0xEE, bytes);
-                    bs_qconv_depthwise(&g, x, zx, w, &e, got, th ? pool : NULL);
+                    void *scr = s_alloc(bs_qconv_depthwise_scratch(&g, th ? 3 : 1));
+                    bs_qconv_depthwise(&g, x, zx, w, &e, got, scr, th ? pool : NULL);
+                    bs_free(scr);
                     if (memcmp(ref, got, bytes) != 0)
-                        bs_test_fail(__FILE__, __LINE__, "%s depthwise geometry %d out_u8 %d "
-                                     "threads %d differs from the naive sum",
-                                     t < 0 ? "scalar" : isas[t], gi, out_u8, th ? 3 : 1);
+                        bs_test_fail(__FILE__, __LINE__, "%s depthwise geometry %d (%s) out_u8 "
+                                     "%d threads %d differs from the naive sum",
+                                     t < 0 ? "scalar" : isas[t], gi, s_geom_str(&g), out_u8,
+                                     th ? 3 : 1);
                 }
             bs_threadpool_free(&pool);
             bs_free(x);
@@ -689,6 +742,265 @@ BS_TEST(depthwise_matches_naive)
             bs_free(mult);
             bs_free(ref);
             bs_free(got);
+        }
+}
+
+/* ---- NCHW convolution ----------------------------------------------------------------- */
+
+/* One convolution of G groups, the way the conv op runs it: per group, bs_qconv2d on the
+ * group's input planes, its own weight (rows of `bits`, or 8-bit prepacked) and its slice of
+ * the epilogue, into its output planes. */
+typedef struct cvcase {
+    bs_conv2d_t g;            /* one group's geometry (g.C = channels per group) */
+    int G, Ng, bits, prepack;
+    uint8_t *x, pad;          /* G * g.C input planes */
+    int8_t *codes;            /* G * Ng rows of K */
+    bs_qweight_t q[3];        /* per group */
+    qcase_t ep;               /* off / mult / epilogue for G * Ng channels (ep.N) */
+    size_t ylen;
+} cvcase_t;
+
+static void s_cvcase_init(cvcase_t *c, bs_conv2d_t g, int G, int Ng, int bits, int prepack,
+                          int out_u8, int act)
+{
+    memset(c, 0, sizeof *c);
+    c->g = g, c->G = G, c->Ng = Ng, c->bits = bits, c->prepack = prepack;
+    int K = g.C * g.KH * g.KW;
+    c->x = s_randbytes((size_t)G * g.C * g.H * g.W);
+    c->pad = (uint8_t)s_randi(0, 255);
+    c->codes = s_alloc((size_t)G * Ng * K);
+    for (int grp = 0; grp < G; grp++)
+        s_qweight(&c->q[grp], Ng, K, bits, c->codes + (size_t)grp * Ng * K);
+    /* the epilogue terms of a 1-row GEMM of G * Ng columns and this K */
+    s_qcase_init(&c->ep, 1, G * Ng, K, bits, 0, out_u8, act, 0);
+    c->ylen = (size_t)G * Ng * g.OH * g.OW;
+}
+
+static void s_cvcase_free(cvcase_t *c)
+{
+    bs_free(c->x);
+    bs_free(c->codes);
+    for (int grp = 0; grp < c->G; grp++)
+        bs_qweight_free(&c->q[grp]);
+    s_qcase_free(&c->ep);
+}
+
+static const char *s_cvcase_str(const cvcase_t *c)
+{
+    static char buf[320];
+    snprintf(buf, sizeof buf, "%s G=%d N=%d bits=%d prepack=%d out_u8=%d act=%d",
+             s_geom_str(&c->g), c->G, c->Ng, c->bits, c->prepack, c->ep.e.out_u8, c->ep.e.act);
+    return buf;
+}
+
+/* The epilogue of one raw sum, straight from the math, into Y[at]. */
+static void s_epi_naive(const bs_qgemm_epi_t *e, int64_t raw, int32_t off, float mult, void *Y,
+                        int64_t at)
+{
+    int32_t acc = (int32_t)(uint32_t)(uint64_t)(raw + off);
+    float v = (float)acc * mult;
+    if (!e->out_u8) {
+        if (e->act == BS_KACT_RELU)
+            v = v < 0.0f ? 0.0f : v;
+        else if (e->act == BS_KACT_CLIP)
+            v = v < e->lo ? e->lo : (v > e->hi ? e->hi : v);
+        ((float *)Y)[at] = v;
+    } else {
+        float lo = (float)(e->qlo - e->zo), hi = (float)(e->qhi - e->zo);
+        v = isnan(v) || v < lo ? lo : (v > hi ? hi : v);
+        ((uint8_t *)Y)[at] = (uint8_t)((int)bs_quant_round(v) + e->zo);
+    }
+}
+
+static void *s_cvnaive(const cvcase_t *c)
+{
+    const bs_conv2d_t *g = &c->g;
+    int K = g->C * g->KH * g->KW;
+    int64_t P = (int64_t)g->OH * g->OW;
+    void *Y = s_alloc(c->ylen * c->ep.esz);
+    for (int grp = 0; grp < c->G; grp++)
+        for (int n = 0; n < c->Ng; n++)
+            for (int oh = 0; oh < g->OH; oh++)
+                for (int ow = 0; ow < g->OW; ow++) {
+                    int64_t raw = 0;
+                    const int8_t *w = c->codes + ((int64_t)grp * c->Ng + n) * K;
+                    for (int ch = 0; ch < g->C; ch++)
+                        for (int kh = 0; kh < g->KH; kh++)
+                            for (int kw = 0; kw < g->KW; kw++) {
+                                int ih = oh * g->sh + kh * g->dh - g->pt;
+                                int iw = ow * g->sw + kw * g->dw - g->pl;
+                                int in = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
+                                int xv = in ? c->x[(((int64_t)grp * g->C + ch) * g->H + ih) *
+                                                       g->W + iw]
+                                            : c->pad;
+                                raw += (int64_t)xv * w[(ch * g->KH + kh) * g->KW + kw];
+                            }
+                    int nn = grp * c->Ng + n;
+                    s_epi_naive(&c->ep.e, raw, c->ep.off[nn], c->ep.mult[nn], Y,
+                                nn * P + oh * g->OW + ow);
+                }
+    return Y;
+}
+
+/* bs_qconv2d group by group with the current ISA and `threads`; returns Y (bs_free). */
+static void *s_cvrun(const cvcase_t *c, int threads)
+{
+    const bs_conv2d_t *g = &c->g;
+    int K = g->C * g->KH * g->KW;
+    int64_t P = (int64_t)g->OH * g->OW;
+    bs_threadpool_t *pool = threads > 1 ? bs_threadpool_new(threads) : NULL;
+    ASSERT(threads == 1 || pool);
+    size_t ss = bs_qconv2d_scratch(g, c->Ng, threads, c->prepack != 1);
+    ASSERT(ss > 0);
+    void *scratch = s_alloc(ss);
+    void *Y = s_alloc(c->ylen * c->ep.esz);
+    memset(Y, 0xA5, c->ylen * c->ep.esz);
+    for (int grp = 0; grp < c->G; grp++) {
+        bs_qgemm_w_t W = {.N = c->Ng, .K = K, .rows = &c->q[grp]};
+        void *packed = NULL;
+        if (c->prepack == 1) {
+            packed = s_alloc(bs_qgemm_packed_size(c->Ng, K));
+            bs_qgemm_pack(&c->q[grp], packed);
+            W.packed = packed;
+        } else if (c->prepack == 2) { /* 4-bit panels */
+            packed = s_alloc(bs_qgemm_packed4_size(c->Ng, K));
+            bs_qgemm_pack4(&c->q[grp], packed);
+            W.packed4 = packed;
+        }
+        bs_qgemm_epi_t e = c->ep.e;
+        e.off += grp * c->Ng;
+        e.mult += grp * c->Ng;
+        bs_qconv2d(g, c->x + (size_t)grp * g->C * g->H * g->W, c->pad, &W, &e,
+                   (char *)Y + (size_t)((int64_t)grp * c->Ng * P) * c->ep.esz, scratch, pool);
+        bs_free(packed);
+    }
+    bs_free(scratch);
+    bs_threadpool_free(&pool);
+    return Y;
+}
+
+static void s_cvcompare(const cvcase_t *c, const void *ref, const void *got, const char *what)
+{
+    if (memcmp(ref, got, c->ylen * c->ep.esz) == 0)
+        return;
+    int64_t P = (int64_t)c->g.OH * c->g.OW;
+    for (size_t i = 0; i < c->ylen; i++) {
+        size_t esz = c->ep.esz;
+        if (memcmp((const char *)ref + i * esz, (const char *)got + i * esz, esz) == 0)
+            continue;
+        double r = esz == 1 ? ((const uint8_t *)ref)[i] : ((const float *)ref)[i];
+        double v = esz == 1 ? ((const uint8_t *)got)[i] : ((const float *)got)[i];
+        bs_test_fail(__FILE__, __LINE__, "%s: %s: channel %lld position %lld: expected %.9g, "
+                     "got %.9g", what, s_cvcase_str(c), (long long)(i / (size_t)P),
+                     (long long)(i % (size_t)P), r, v);
+    }
+}
+
+/* Case i: the fixed geometries, then random ones; every width from rows, 8-bit prepacked and
+ * 4-bit panels, float and uint8 outputs, each activation, 1 to 3 groups. */
+static void s_cvcase_pick(cvcase_t *c, int i)
+{
+    bs_conv2d_t g = s_geom_at(i % (NELEM(s_geoms) + 60), 24);
+    int bits = 2 + i % 8, prepack = bits == 9;
+    bits = prepack ? 8 : bits;
+    if (bits == 4 && (i / 8) % 2)
+        prepack = 2;
+    int G = 1 + (i / 5) % 3;
+    if (g.C * g.H * g.W > 20000)
+        G = 1;
+    int Ng = s_randi(1, i % 4 == 0 ? 40 : 20);
+    s_cvcase_init(c, g, G, Ng, bits, prepack, (i / 2) % 2, (i / 3) % 3);
+}
+
+BS_TEST(qconv2d_scalar_matches_naive)
+{
+    ASSERT_OK(bs_qkernels_select("scalar"));
+    for (int i = 0; i < NELEM(s_geoms) + 60; i++) {
+        cvcase_t c;
+        s_cvcase_pick(&c, i);
+        void *ref = s_cvnaive(&c);
+        void *got = s_cvrun(&c, 1);
+        s_cvcompare(&c, ref, got, "scalar vs naive");
+        bs_free(ref);
+        bs_free(got);
+        s_cvcase_free(&c);
+    }
+}
+
+BS_TEST(qconv2d_isa_matches_scalar)
+{
+    char isas[8][16];
+    int n = s_fast_isas(isas, 8);
+    for (int i = 0; i < 2 * (NELEM(s_geoms) + 60); i++) {
+        cvcase_t c;
+        s_cvcase_pick(&c, i);
+        ASSERT_OK(bs_qkernels_select("scalar"));
+        void *ref = s_cvrun(&c, 1);
+        for (int t = 0; t < n; t++) {
+            ASSERT_OK(bs_qkernels_select(isas[t]));
+            for (int th = 1; th <= 3; th += 2) {
+                void *got = s_cvrun(&c, th);
+                s_cvcompare(&c, ref, got, isas[t]);
+                bs_free(got);
+            }
+        }
+        bs_free(ref);
+        s_cvcase_free(&c);
+    }
+}
+
+/* Convolutions shaped like real layers (1x1 over many channels, 3x3 stride 1 and 2, a 5x5
+ * with wide K, more blocks than one work item holds) and every output-channel count around
+ * the panel and tile sizes, against im2row + bs_qgemm, for each ISA. */
+BS_TEST(qconv2d_matches_im2row_qgemm)
+{
+    static const int shapes[][7] = {
+        /* C, H, W, k, stride, pad, N */
+        {96, 24, 24, 1, 1, 0, 16}, {16, 48, 48, 1, 1, 0, 48}, {160, 3, 3, 1, 1, 0, 100},
+        {3, 96, 96, 3, 2, 1, 16},  {32, 14, 14, 3, 1, 1, 33}, {16, 14, 14, 5, 1, 2, 32},
+        {64, 7, 9, 3, 2, 1, 17},   {1, 28, 28, 5, 1, 2, 16},  {700, 5, 5, 3, 1, 1, 9},
+    };
+    char isas[8][16];
+    int ni = s_fast_isas(isas, 8);
+    for (int s = 0; s < NELEM(shapes); s++)
+        for (int v = 0; v < 4; v++) {
+            const int *sh = shapes[s];
+            bs_conv2d_t g = {.C = sh[0], .H = sh[1], .W = sh[2], .KH = sh[3], .KW = sh[3],
+                             .sh = sh[4], .sw = sh[4], .dh = 1, .dw = 1, .pt = sh[5],
+                             .pl = sh[5]};
+            g.OH = (g.H + 2 * sh[5] - g.KH) / g.sh + 1;
+            g.OW = (g.W + 2 * sh[5] - g.KW) / g.sw + 1;
+            int N = sh[6] + (v == 2 ? 7 : 0);
+            cvcase_t c; /* v: 8-bit packed, 4-bit rows, 8-bit packed, 4-bit panels */
+            s_cvcase_init(&c, g, 1, N, v % 2 ? 4 : 8, v == 3 ? 2 : v != 1, v % 2, (s + v) % 3);
+            int K = g.C * g.KH * g.KW;
+            int64_t P = (int64_t)g.OH * g.OW, ldr = BS_QK_PAD(K);
+            for (int t = -1; t < ni; t++) {
+                ASSERT_OK(bs_qkernels_select(t < 0 ? "scalar" : isas[t]));
+                /* the reference: the window matrix and the GEMM into planes */
+                uint8_t *rows = s_alloc((size_t)(P * ldr));
+                bs_im2row_u8(&g, c.x, c.pad, rows, ldr);
+                bs_qgemm_w_t W = {.N = N, .K = K, .rows = &c.q[0]};
+                void *packed = NULL;
+                if (c.prepack == 1) {
+                    packed = s_alloc(bs_qgemm_packed_size(N, K));
+                    bs_qgemm_pack(&c.q[0], packed);
+                    W.packed = packed;
+                }
+                void *scr = s_alloc(bs_qgemm_scratch_size((int)P, N, K, 1, c.prepack != 1));
+                void *ref = s_alloc(c.ylen * c.ep.esz);
+                bs_qgemm((int)P, rows, ldr, &W, &c.ep.e, ref, 1, P, scr, NULL);
+                for (int th = 1; th <= 3; th += 2) {
+                    void *got = s_cvrun(&c, th);
+                    s_cvcompare(&c, ref, got, t < 0 ? "scalar" : isas[t]);
+                    bs_free(got);
+                }
+                bs_free(ref);
+                bs_free(scr);
+                bs_free(packed);
+                bs_free(rows);
+            }
+            s_cvcase_free(&c);
         }
 }
 
@@ -802,6 +1114,9 @@ BS_TEST(qgemm_throughput)
     X(quantize_u8_isa_matches_scalar)                                                            \
     X(im2row_matches_naive)                                                                      \
     X(depthwise_matches_naive)                                                                   \
+    X(qconv2d_scalar_matches_naive)                                                              \
+    X(qconv2d_isa_matches_scalar)                                                                \
+    X(qconv2d_matches_im2row_qgemm)                                                              \
     X(qgemm_throughput)
 
 BS_TEST_MAIN(TESTS)
