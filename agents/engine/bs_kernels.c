@@ -546,6 +546,46 @@ static void s_unpack_fast(const uint8_t *row, int bits, int k0, int kl, int8_t *
         bs_qunpack_row(row, bits, k0 + k, k0 + kl, codes + k);
 }
 
+void bs_qunpack_fast(const uint8_t *row, int bits, int k0, int kl, int8_t *codes)
+{
+    s_unpack_fast(row, bits, k0, kl, codes);
+}
+
+int32_t bs_dot_u8s8(const uint8_t *x, const int8_t *c, int n)
+{
+    const bs__kernels_t *k = s_k();
+    if (k->dot_u8s8)
+        return k->dot_u8s8(x, c, n);
+    int32_t acc = 0;
+    for (int i = 0; i < n; i++)
+        acc += (int32_t)x[i] * c[i];
+    return acc;
+}
+
+void bs_split_phases(const uint8_t *x, int K, int p, uint8_t *out, int64_t stride)
+{
+    int nb = (K + p - 1) / p;
+    for (int t = 0; t < p; t++) {
+        uint8_t *o = out + (int64_t)t * stride;
+        for (int j = 0; j < nb; j++)
+            o[j] = j * p + t < K ? x[j * p + t] : 0;
+        memset(o + nb, 0, (size_t)(stride - nb));
+    }
+}
+
+int32_t bs_dot_u8_packed(const uint8_t *const *xs, int p, const uint8_t *row, int nbytes)
+{
+    const bs__kernels_t *k = s_k();
+    if (k->dot_u8_packed)
+        return k->dot_u8_packed(xs, p, row, nbytes);
+    int bits = 8 / p, m = 1 << (bits - 1), mask = (1 << bits) - 1;
+    int32_t acc = 0;
+    for (int j = 0; j < nbytes; j++)
+        for (int t = 0; t < p; t++)
+            acc += (int32_t)xs[t][j] * ((((row[j] >> (t * bits)) & mask) ^ m) - m);
+    return acc;
+}
+
 /* Weight-only GEMV: y[n] = act(scale[n] * dot(codes of row n, x) + bias[n]) (fp16: the halves'
  * dot), rows [n0, n1), x contiguous, K at a time in chunks of the codes buffer. */
 typedef struct s_gemv_job {

@@ -61,6 +61,23 @@ void bs_gemm_wq(int M, int N, int K, const float *X, int64_t sxm, int64_t sxk,
                 const bs_gemm_wsrc_t *W, const float *bias, float *Y, int64_t sym, int64_t syn,
                 int act, float lo, float hi, void *scratch, bs_threadpool_t *pool);
 
+/* Codes [k0, k0 + kl) of one packed row of `bits` (bs_quant.h layout) into int8, with the
+ * selected ISA's unpacker where it has one; may read up to 8 bytes past the row (inside the
+ * next row or BS_QWEIGHT_TAIL). */
+void bs_qunpack_fast(const uint8_t *row, int bits, int k0, int kl, int8_t *codes);
+/* sum_k x[k] * c[k] for uint8 x and int8 codes with |c| <= 64 (weights of 2..7 bits), exact
+ * in int32 (n <= 65536), with the selected ISA's kernel where it has one. */
+int32_t bs_dot_u8s8(const uint8_t *x, const int8_t *c, int n);
+
+/* The int8 dot product of a 4-bit (p = 2) or 2-bit (p = 4) packed row read in place, codes
+ * never unpacked to memory: sum over bytes j < nbytes and phases t < p of
+ * xs[t][j] * code(j*p + t), where xs[t] is the input's phase t (x[j*p + t], 0 past K; see
+ * bs_split_phases) and code the signed field t of byte j. Exact in int32. */
+int32_t bs_dot_u8_packed(const uint8_t *const *xs, int p, const uint8_t *row, int nbytes);
+/* Splits x[0..K) into p phase arrays of nbytes = ceil(K / p) each, out[t*stride + j] =
+ * x[j*p + t] (0 past K), stride >= nbytes + 32 (tails read ahead are zero). */
+void bs_split_phases(const uint8_t *x, int K, int p, uint8_t *out, int64_t stride);
+
 /* 2-D convolution geometry (NCHW, one image, one group's slice handled by the caller). */
 typedef struct bs_conv2d {
     int C, H, W;              /* input channels (of this group), height, width */

@@ -487,6 +487,73 @@ int bs__unpack_avx2(const uint8_t *row, int bits, int k0, int kl, int8_t *codes)
     return k;
 }
 
+/* Exact for |c| <= 64: vpmaddubsw's pair sums stay within 2 * 255 * 64 < 32767. */
+int32_t bs__dot_u8s8_avx2(const uint8_t *x, const int8_t *c, int n)
+{
+    __m256i acc = _mm256_setzero_si256();
+    const __m256i ones = _mm256_set1_epi16(1);
+    int k = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m256i p = _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(x + k)),
+                                         _mm256_loadu_si256((const __m256i *)(c + k)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    }
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    int32_t s = _mm_cvtsi128_si32(h);
+    for (; k < n; k++)
+        s += (int32_t)x[k] * c[k];
+    return s;
+}
+
+/* 4-bit rows: 32 bytes = 64 codes per step, nibbles masked out in registers and signed by
+ * (c ^ 8) - 8, each multiplied with its phase of x (vpmaddubsw pairs stay under 2 * 255 * 8);
+ * 2-bit rows: four phases of 2-bit fields. Exact, like the portable loop. */
+int32_t bs__dot_u8_packed_avx2(const uint8_t *const *xs, int p, const uint8_t *row, int nbytes)
+{
+    __m256i acc = _mm256_setzero_si256();
+    const __m256i ones = _mm256_set1_epi16(1);
+    int j = 0;
+    if (p == 2) {
+        const __m256i m = _mm256_set1_epi8(15), e = _mm256_set1_epi8(8);
+        for (; j + 32 <= nbytes; j += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(row + j));
+            __m256i lo = _mm256_and_si256(v, m);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+            lo = _mm256_sub_epi8(_mm256_xor_si256(lo, e), e);
+            hi = _mm256_sub_epi8(_mm256_xor_si256(hi, e), e);
+            __m256i s0 = _mm256_maddubs_epi16(
+                _mm256_loadu_si256((const __m256i *)(xs[0] + j)), lo);
+            __m256i s1 = _mm256_maddubs_epi16(
+                _mm256_loadu_si256((const __m256i *)(xs[1] + j)), hi);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones));
+        }
+    } else if (p == 4) {
+        const __m256i m = _mm256_set1_epi8(3), e = _mm256_set1_epi8(2);
+        for (; j + 32 <= nbytes; j += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(row + j)), sum16 = _mm256_setzero_si256();
+            for (int t = 0; t < 4; t++) {
+                __m256i c = _mm256_and_si256(_mm256_srli_epi16(v, 2 * t), m);
+                c = _mm256_sub_epi8(_mm256_xor_si256(c, e), e);
+                sum16 = _mm256_add_epi16(
+                    sum16,
+                    _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(xs[t] + j)), c));
+            }
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(sum16, ones));
+        }
+    }
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    int32_t s = _mm_cvtsi128_si32(h);
+    int bits = 8 / p, sm = 1 << (bits - 1), mask = (1 << bits) - 1;
+    for (; j < nbytes; j++)
+        for (int t = 0; t < p; t++)
+            s += (int32_t)xs[t][j] * ((((row[j] >> (t * bits)) & mask) ^ sm) - sm);
+    return s;
+}
+
 const bs__kernels_t bs__kernels_avx2 = {
     .name = "avx2",
     .nr = A_NR,
@@ -500,4 +567,6 @@ const bs__kernels_t bs__kernels_avx2 = {
     .dot_i8 = bs__dot_i8_avx2,
     .dot_f16 = bs__dot_f16_avx2,
     .unpack = bs__unpack_avx2,
+    .dot_u8s8 = bs__dot_u8s8_avx2,
+    .dot_u8_packed = bs__dot_u8_packed_avx2,
 };

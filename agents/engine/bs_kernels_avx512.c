@@ -864,4 +864,6 @@ const bs__kernels_t bs__kernels_avx512 = {
     .dot_i8 = bs__dot_i8_avx2,
     .dot_f16 = bs__dot_f16_avx2,
     .unpack = bs__unpack_avx2,
+    .dot_u8s8 = bs__dot_u8s8_avx2,
+    .dot_u8_packed = bs__dot_u8_packed_avx2,
 };

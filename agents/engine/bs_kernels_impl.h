@@ -122,12 +122,18 @@ typedef struct bs__kernels {
     /* may be NULL: unpacks a prefix of codes [k0, k0 + kl) of a packed row (bs_quant.h) into
      * int8 and returns its length; the portable unpacker does the rest */
     int (*unpack)(const uint8_t *row, int bits, int k0, int kl, int8_t *codes);
+    /* may be NULL: bs_dot_u8s8 (codes within +-64, so pairwise sums never saturate 16 bits) */
+    int32_t (*dot_u8s8)(const uint8_t *x, const int8_t *c, int n);
+    /* may be NULL: bs_dot_u8_packed */
+    int32_t (*dot_u8_packed)(const uint8_t *const *xs, int p, const uint8_t *row, int nbytes);
 } bs__kernels_t;
 
 /* The AVX2 dot products (bs_kernels_avx2.c, F16C), which the AVX-512 table shares. */
 float bs__dot_i8_avx2(const int8_t *c, const float *x, int n);
 float bs__dot_f16_avx2(const uint16_t *h, const float *x, int n);
 int bs__unpack_avx2(const uint8_t *row, int bits, int k0, int kl, int8_t *codes);
+int32_t bs__dot_u8s8_avx2(const uint8_t *x, const int8_t *c, int n);
+int32_t bs__dot_u8_packed_avx2(const uint8_t *const *xs, int p, const uint8_t *row, int nbytes);
 /* The portable dot products (bs_kernels.c). */
 float bs__dot_i8_ref(const int8_t *c, const float *x, int n);
 float bs__dot_f16_ref(const uint16_t *h, const float *x, int n);

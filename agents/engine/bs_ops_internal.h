@@ -83,6 +83,10 @@ void bs__qw_gemm_f(const bs__qw_t *q, int grp, int M, const float *X, int64_t sx
 /* Integer product of group grp: X uint8 rows ldx apart (BS_QK_PAD(K) or more). */
 void bs__qw_gemm_q(const bs__qw_t *q, int grp, int M, const uint8_t *X, int64_t ldx, void *Y,
                    int64_t sym, int64_t syn, void *scratch, bs_threadpool_t *pool);
+/* One row x (K uint8) times the rows of w (2..7 bits): y[n * syn] per the bs_qgemm epilogue e;
+ * scratch from bs__qw_gemm_scratch with M = 1. */
+void bs__qgemv_rows(const bs_qweight_t *w, const uint8_t *x, const bs_qgemm_epi_t *e, void *y,
+                    int64_t syn, void *scratch, bs_threadpool_t *pool);
 /* out = dequantize(quantize(x)) with the input's parameters (float weight, int8 input). */
 void bs__qw_qdq(const bs__qw_t *q, const float *x, int64_t n, float *out);
 /* Depthwise: the filter as floats (N x K) / as int8 codes (integer weights). */

@@ -22,7 +22,9 @@
  * sx * sw[n] / s_out when the loader made the output a uint8 tensor for the next int8 layer
  * (bs_graph.c s_plan_u8), the fused Relu / Clip then being bounds on the uint8 code. A float
  * weight with an int8 input (w32a8, w16a8) is what an ONNX QDQ model means by it: the input is
- * quantized and dequantized (bs__qw_qdq), then the float product runs.
+ * quantized and dequantized (bs__qw_qdq), then the float product runs. A single row (a batch-1
+ * Gemm / MatMul) against sub-8-bit rows goes through bs__qgemv_rows, which unpacks each row a
+ * block at a time instead of whole panel tiles (the same values as bs_qgemm, bit for bit).
  */
 #include <math.h>
 #include <stdint.h>
@@ -32,6 +34,10 @@
 #include "bs_ops_internal.h"
 #include "bs_qkernels.h"
 #include "bs_quant.h"
+#include "bs_qkernels_impl.h"
+#include "bs_threadpool.h"
+
+#include <stdatomic.h>
 
 int bs__qlayer_check(bs_graph_t *g, const bs_node_t *n, bs_err_t *err)
 {
@@ -289,11 +295,22 @@ bs_qweight_t bs__qw_group(const bs__qw_t *q, int grp)
     return v;
 }
 
+enum { S_QGEMV_KB = 512 }; /* codes unpacked at a time by bs__qgemv_rows */
+
+static size_t s_qgemv_scratch(int threads, int K)
+{
+    size_t phases = 4 * (((size_t)K / 2 + 1 + 32 + 63) / 64 * 64); /* at most 4 x ceil(K/2) */
+    return 64 + (size_t)(threads < 1 ? 1 : threads) * (S_QGEMV_KB + 64) + phases;
+}
+
 size_t bs__qw_gemm_scratch(const bs__qw_t *q, int M, int threads)
 {
     int Ng = q->N / q->G;
-    if (q->int8)
-        return bs_qgemm_scratch_size(M, Ng, q->K, threads, q->packed == NULL);
+    if (q->int8) {
+        size_t a = bs_qgemm_scratch_size(M, Ng, q->K, threads, q->packed == NULL);
+        size_t b = M == 1 && !q->packed ? s_qgemv_scratch(threads, q->K) : 0;
+        return a > b ? a : b;
+    }
     if (q->prec.w == 32)
         return bs_gemm_scratch_size(M, Ng, q->K, threads);
     return bs_gemm_wq_scratch_size(M, Ng, q->K, threads);
@@ -314,11 +331,87 @@ void bs__qw_gemm_f(const bs__qw_t *q, int grp, int M, const float *X, int64_t sx
     bs_gemm_wq(M, Ng, q->K, X, sxm, sxk, &ws, bias, Y, sym, syn, act, lo, hi, scratch, pool);
 }
 
+/* One row of X against sub-8-bit rows (a batch-1 Gemm / MatMul): each output straight from
+ * its packed row, unpacked a K block at a time into a small buffer (never the whole weight)
+ * and multiplied in exact int32 (bs_dot_u8s8), then the epilogue bs_qgemm specifies
+ * (bs_qkernels_impl.h), so the outputs equal bs_qgemm's bit for bit. Outputs split over the
+ * pool; each thread's codes buffer is one slot of scratch. */
+typedef struct s_qgemv {
+    const bs_qweight_t *w;
+    const uint8_t *x;
+    const uint8_t *xs[4];  /* 4-bit / 2-bit rows: the input split into phases */
+    int phases;            /* 2 (4-bit), 4 (2-bit), or 0: unpack and bs_dot_u8s8 */
+    const bs_qgemm_epi_t *e;
+    void *y;
+    int64_t syn;
+    char *scratch;
+    int per, items;
+    atomic_int next;
+} s_qgemv_t;
+
+
+static void s_qgemv_slot(void *ctx, int slot)
+{
+    s_qgemv_t *j = ctx;
+    int8_t *codes = (int8_t *)(j->scratch + (size_t)slot * (S_QGEMV_KB + 64));
+    const bs_qweight_t *w = j->w;
+    for (;;) {
+        int it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= j->items)
+            return;
+        int n1 = (it + 1) * j->per < w->N ? (it + 1) * j->per : w->N;
+        for (int n = it * j->per; n < n1; n++) {
+            const uint8_t *row = w->data + (size_t)n * w->row_bytes;
+            int32_t raw = 0;
+            if (j->phases) /* read in place: 4-bit and 2-bit codes never leave registers */
+                raw = bs_dot_u8_packed(j->xs, j->phases, row, (int)w->row_bytes);
+            for (int k0 = 0; !j->phases && k0 < w->K; k0 += S_QGEMV_KB) {
+                int kl = w->K - k0 < S_QGEMV_KB ? w->K - k0 : S_QGEMV_KB;
+                bs_qunpack_fast(row, w->bits, k0, kl, codes);
+                raw += bs_dot_u8s8(j->x + k0, codes, kl);
+            }
+            float v = bs__qv(raw, j->e->off[n], j->e->mult[n]);
+            if (j->e->out_u8)
+                ((uint8_t *)j->y)[(int64_t)n * j->syn] = bs__qepi_u8(v, j->e);
+            else
+                ((float *)j->y)[(int64_t)n * j->syn] = bs__qepi_f32(v, j->e);
+        }
+    }
+}
+
+void bs__qgemv_rows(const bs_qweight_t *w, const uint8_t *x, const bs_qgemm_epi_t *e, void *y,
+                    int64_t syn, void *scratch, bs_threadpool_t *pool)
+{
+    int threads = bs_threadpool_size(pool);
+    s_qgemv_t j = {.w = w, .x = x, .e = e, .y = y, .syn = syn};
+    j.scratch = (char *)(((uintptr_t)scratch + 63) / 64 * 64);
+    j.phases = w->bits == 4 ? 2 : (w->bits == 2 ? 4 : 0);
+    if (j.phases) { /* the phases live after the threads' code buffers */
+        int64_t stride = ((int64_t)w->row_bytes + 32 + 63) / 64 * 64;
+        uint8_t *ph = (uint8_t *)(j.scratch + (size_t)threads * (S_QGEMV_KB + 64));
+        bs_split_phases(x, w->K, j.phases, ph, stride);
+        for (int t = 0; t < j.phases; t++)
+            j.xs[t] = ph + t * stride;
+    }
+    int items = threads > 1 ? 4 * threads : 1;
+    j.per = (w->N + items - 1) / items;
+    j.items = (w->N + j.per - 1) / j.per;
+    atomic_init(&j.next, 0);
+    bs_threadpool_run(pool, j.items < threads ? j.items : threads, s_qgemv_slot, &j);
+}
+
 void bs__qw_gemm_q(const bs__qw_t *q, int grp, int M, const uint8_t *X, int64_t ldx, void *Y,
                    int64_t sym, int64_t syn, void *scratch, bs_threadpool_t *pool)
 {
     int Ng = q->N / q->G;
     bs_qweight_t v = bs__qw_group(q, grp);
+    if (M == 1 && !q->packed && v.bits <= 7) {
+        bs_qgemm_epi_t e1 = q->epi;
+        e1.off = q->off + (size_t)grp * (size_t)Ng;
+        e1.mult = q->mult + (size_t)grp * (size_t)Ng;
+        bs__qgemv_rows(&v, X, &e1, Y, syn, scratch, pool);
+        return;
+    }
     bs_qgemm_w_t w = {.N = Ng, .K = q->K};
     if (q->packed)
         w.packed = q->packed + (size_t)grp * q->pg_bytes;

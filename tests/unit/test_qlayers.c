@@ -471,6 +471,70 @@ BS_TEST(conv_transpose_quantized_per_output_channel)
         }
 }
 
+/* ---- one-row integer products from packed rows ------------------------------------------ */
+
+/* Gemm(A [M, K], B^T) at spec with the input's int8 parameters; returns row 0 (N floats). */
+static float *s_gemm_row0(int M, int K, int N, const float *a, const float *w, const float *b,
+                          const char *spec)
+{
+    int64_t ad[2] = {M, K}, wd[2] = {N, K}, bd[1] = {N};
+    bs_shape_t as = s_shape(2, ad), wsh = s_shape(2, wd), bsh = s_shape(1, bd);
+    t_model_t *m = t_new(13);
+    t_input(m, "A", &as);
+    t_init(m, "W", &wsh, w);
+    t_init(m, "B", &bsh, b);
+    int k = t_node(m, "Gemm", "fc", "A,W,B", "Y");
+    t_attr_int(m, k, "transB", 1);
+    t_output(m, "Y");
+    char *names[1] = {(char *)"A"};
+    bs_qparam_t qp = {.scale = 2.0f / 255.0f, .zero_point = 128};
+    bs_act_table_t act = {.n = 1, .names = names, .q = &qp};
+    bs_graph_opts_t o = {.threads = 1, .free_dim = 1, .precision = spec, .act = &act};
+    bs_graph_t *g = NULL;
+    bs_err_t err;
+    if (t_load_opts(m, &o, &g, &err))
+        bs_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+    ASSERT_OK(bs_graph_set_input(g, 0, BS_DT_FLOAT, a, bs_graph_input(g, 0)->nbytes, &err));
+    ASSERT_OK(bs_graph_run(g, &err));
+    float *y = bs_malloc(sizeof(float) * (size_t)N);
+    memcpy(y, bs_graph_output(g, 0)->data, sizeof(float) * (size_t)N);
+    bs_graph_free(&g);
+    t_free(m);
+    return y;
+}
+
+/* A batch-1 Gemm with sub-8-bit weights reads its packed rows in place (bs__qgemv_rows); a
+ * batch of 2 goes through bs_qgemm's tiles. Row 0 must be the same, bit for bit, under every
+ * float ISA (the in-place dot products are per ISA). */
+BS_TEST(gemv_packed_rows_equal_the_tiled_product)
+{
+    char isas[64];
+    snprintf(isas, sizeof isas, "%s", bs_kernels_available());
+    char prev[16];
+    snprintf(prev, sizeof prev, "%s", bs_kernels_isa());
+    for (char *tok = strtok(isas, ","); tok; tok = strtok(NULL, ",")) {
+        ASSERT_OK(bs_kernels_select(tok));
+        for (int bits = 2; bits <= 7; bits++) {
+            int K = 37 + 61 * bits, N = 5 + 3 * bits;
+            float *a = s_randv(2 * K), *w = s_randv((int64_t)N * K), *b = s_randv(N);
+            memcpy(a + K, a, sizeof(float) * (size_t)K);
+            char spec[16];
+            snprintf(spec, sizeof spec, "fc=w%da8", bits);
+            float *y1 = s_gemm_row0(1, K, N, a, w, b, spec);
+            float *y2 = s_gemm_row0(2, K, N, a, w, b, spec);
+            if (memcmp(y1, y2, sizeof(float) * (size_t)N) != 0)
+                bs_test_fail(__FILE__, __LINE__, "%s: w%da8 K=%d: one row differs from two", tok,
+                             bits, K);
+            bs_free(a);
+            bs_free(w);
+            bs_free(b);
+            bs_free(y1);
+            bs_free(y2);
+        }
+    }
+    ASSERT_OK(bs_kernels_select(prev));
+}
+
 /* ---- errors ----------------------------------------------------------------------------- */
 
 BS_TEST(precision_errors_name_layers)
@@ -560,6 +624,7 @@ BS_TEST(fmnist_uniform_precisions)
     X(conv_int8_matches_the_math)                                                                  \
     X(adjacent_int8_layers_pass_uint8)                                                             \
     X(conv_transpose_quantized_per_output_channel)                                                 \
+    X(gemv_packed_rows_equal_the_tiled_product)                                                    \
     X(precision_errors_name_layers)                                                                \
     X(fmnist_uniform_precisions)
 BS_TEST_MAIN(TESTS)
