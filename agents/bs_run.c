@@ -621,12 +621,6 @@ int64_t bs_run_peak_rss(void)
 
 /* ---- the machine around a job --------------------------------------------------------------- */
 
-static const char *s_sensor_root(void)
-{
-    const char *r = getenv("BITSCOUT_SENSOR_ROOT");
-    return r && *r ? r : "/";
-}
-
 /* A file holding one integer (sysfs); 0, or -1 when unreadable or not a number. */
 static int s_read_i64(const char *path, long long *v)
 {
@@ -642,7 +636,7 @@ void bs_run_env_read(const char *cpus, bs_run_env_t *out)
 {
     out->temp_c = NAN;
     out->freq_mhz = NAN;
-    const char *root = s_sensor_root();
+    const char *root = bs_sensor_root(NULL);
     char path[4096];
     snprintf(path, sizeof path, "%s/sys/class/thermal", root);
     DIR *d = opendir(path);
@@ -676,8 +670,7 @@ void bs_run_env_read(const char *cpus, bs_run_env_t *out)
         out->freq_mhz = sum / n;
 }
 
-/* The calling thread's CPU set as a list ("0-3,6") into buf. */
-static void s_affinity_str(char *buf, size_t cap)
+void bs_run_affinity_str(char *buf, size_t cap)
 {
     cpu_set_t set;
     buf[0] = '\0';
@@ -964,7 +957,7 @@ static int s_run_job(const bs_run_job_t *job, bs_metrics_t *out, bs_err_t *err)
     }
     bs_latency_stats_t st;
     bs_run_env_t before, after;
-    s_affinity_str(out->cpus, sizeof out->cpus);
+    bs_run_affinity_str(out->cpus, sizeof out->cpus);
     bs_run_env_read(out->cpus, &before);
     if ((rc = bs_run_time(g, &job->measure, job->cancel, &st, &out->remeasures, &out->unstable,
                           err)))

@@ -143,6 +143,8 @@ typedef struct bs_run_env {
     double freq_mhz;
 } bs_run_env_t;
 void bs_run_env_read(const char *cpus, bs_run_env_t *out);
+/* The calling thread's CPU set as a list ("0-3,6") into buf ("" when unknown). */
+void bs_run_affinity_str(char *buf, size_t cap);
 
 
 /* Resets the peak-RSS mark (0, or -1 when the kernel refuses) and reads it (bytes, -1 when

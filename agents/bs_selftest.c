@@ -13,12 +13,10 @@
  * or CV above 5% says: pin the big cores with measure.cpus, set the performance governor, or
  * let the device cool down). The exit status is 0 when the check ran, whatever it found.
  */
-#define _GNU_SOURCE /* sched_getaffinity */
 #include "bs_selftest.h"
 
 #include <dirent.h>
 #include <math.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,31 +40,26 @@ static double s_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static const char *s_root(void)
-{
-    const char *r = getenv("BITSCOUT_SENSOR_ROOT");
-    return r && *r ? r : "/";
-}
-
 /* [{"zone": "thermal_zone0", "type": "x86_pkg_temp", "temp_c": 45.0}, ...] */
 static cJSON *s_thermal(void)
 {
     cJSON *arr = cJSON_CreateArray();
     char path[4096];
-    snprintf(path, sizeof path, "%s/sys/class/thermal", s_root());
+    const char *root = bs_sensor_root(NULL);
+    snprintf(path, sizeof path, "%s/sys/class/thermal", root);
     DIR *d = opendir(path);
     for (struct dirent *e; arr && d && (e = readdir(d));) {
         if (strncmp(e->d_name, "thermal_zone", 12) != 0)
             continue;
         char type[64] = "", temp[64] = "";
         FILE *f;
-        snprintf(path, sizeof path, "%s/sys/class/thermal/%s/type", s_root(), e->d_name);
+        snprintf(path, sizeof path, "%s/sys/class/thermal/%s/type", root, e->d_name);
         if ((f = fopen(path, "r"))) {
             if (fgets(type, sizeof type, f))
                 type[strcspn(type, "\r\n")] = '\0';
             fclose(f);
         }
-        snprintf(path, sizeof path, "%s/sys/class/thermal/%s/temp", s_root(), e->d_name);
+        snprintf(path, sizeof path, "%s/sys/class/thermal/%s/temp", root, e->d_name);
         if ((f = fopen(path, "r"))) {
             if (!fgets(temp, sizeof temp, f))
                 temp[0] = '\0';
@@ -245,21 +238,8 @@ int bs_selftest_main(int argc, char **argv)
         return 1;
     }
     cJSON_AddItemToObject(r, "device", bs_device_describe());
-    char cpus[256] = "";
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        size_t at = 0;
-        for (int c = 0; c < CPU_SETSIZE && at + 16 < sizeof cpus; c++) {
-            if (!CPU_ISSET(c, &set))
-                continue;
-            int e = c;
-            while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, &set))
-                e++;
-            at += (size_t)snprintf(cpus + at, sizeof cpus - at, e > c ? "%s%d-%d" : "%s%d",
-                                   at ? "," : "", c, e);
-            c = e;
-        }
-    }
+    char cpus[256];
+    bs_run_affinity_str(cpus, sizeof cpus);
     cJSON_AddStringToObject(r, "cpus", cpus);
     cJSON_AddNumberToObject(r, "threads", threads);
     cJSON_AddItemToObject(r, "thermal_zones", s_thermal());

@@ -89,9 +89,8 @@ void bs__qgemv_rows(const bs_qweight_t *w, const uint8_t *x, const bs_qgemm_epi_
                     int64_t syn, void *scratch, bs_threadpool_t *pool);
 /* out = dequantize(quantize(x)) with the input's parameters (float weight, int8 input). */
 void bs__qw_qdq(const bs__qw_t *q, const float *x, int64_t n, float *out);
-/* Depthwise: the filter as floats (N x K) / as int8 codes (integer weights). */
+/* Depthwise: the filter as floats (N x K). */
 void bs__qw_dequant_dw(const bs__qw_t *q, float *w);
-void bs__qw_codes_dw(const bs__qw_t *q, int8_t *codes);
 
 extern const bs_op_t bs__op_conv;           /* bs_ops_conv.c, listed in bs_ops_nn[] */
 extern const bs_op_t bs__op_conv_transpose; /* bs_ops_conv.c */

@@ -450,9 +450,3 @@ void bs__qw_dequant_dw(const bs__qw_t *q, float *w)
             bs_qweight_dequant_row(&q->q, r, 0, q->K, w + (size_t)r * (size_t)q->K);
     }
 }
-
-void bs__qw_codes_dw(const bs__qw_t *q, int8_t *codes)
-{
-    for (int r = 0; r < q->N; r++)
-        bs_qweight_unpack_row(&q->q, r, 0, q->K, codes + (size_t)r * (size_t)q->K);
-}
