@@ -228,7 +228,18 @@ static const char s_schema_v3[] =
     S_RESULTS_FROM
     S_PARETO_VIEW;
 
-static const char *const s_migrations[] = {s_schema_v1, s_schema_v2, s_schema_v3};
+/* Version 3 -> 4: the search policy's saved state (issue 6), one row per campaign, replaced
+ * as results land, so a resumed campaign continues the same search. */
+static const char s_schema_v4[] =
+    "CREATE TABLE policy_state ("
+    "  campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id),"
+    "  policy TEXT NOT NULL,"
+    "  last_evaluation_id INTEGER NOT NULL,"
+    "  state_json TEXT NOT NULL,"
+    "  saved_at TEXT);";
+
+static const char *const s_migrations[] = {s_schema_v1, s_schema_v2, s_schema_v3,
+                                           s_schema_v4};
 
 _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == BS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -290,7 +301,14 @@ _Static_assert(sizeof s_migrations / sizeof s_migrations[0] == BS_STORE_SCHEMA_V
       "baseline, simulated, error, created_at) "                                                  \
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")                                    \
     X(SENS_EXISTS, "SELECT EXISTS (SELECT 1 FROM sensitivity WHERE campaign_id = ?1 "             \
-                   "AND agent = ?2)")
+                   "AND agent = ?2)")                                                            \
+    X(POLICY_SAVE,                                                                                \
+      "INSERT INTO policy_state (campaign_id, policy, last_evaluation_id, state_json, saved_at) " \
+      "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(campaign_id) DO UPDATE SET "                       \
+      "policy = excluded.policy, last_evaluation_id = excluded.last_evaluation_id, "              \
+      "state_json = excluded.state_json, saved_at = excluded.saved_at")                          \
+    X(POLICY_LOAD,                                                                                \
+      "SELECT policy, last_evaluation_id, state_json FROM policy_state WHERE campaign_id = ?1")
 
 enum {
 #define BS__SQL_ENUM(id, sql) BS__Q_##id,
@@ -1042,8 +1060,8 @@ int bs_store_each_eval(bs_store_t *st, int64_t campaign_id, bs_store_eval_cb cb,
         "e.latency_min_ms, e.latency_median_ms, e.latency_mean_ms, e.latency_p90_ms, "
         "e.latency_p99_ms, e.latency_std_ms, e.latency_cv, e.latency_runs, e.weight_bytes, "
         "e.arena_bytes, e.peak_rss_bytes, e.energy_j, e.energy_source, e.energy_reason, "
-        "e.simulated, e.backend FROM evaluations e JOIN configs c ON c.id = e.config_id "
-        "WHERE e.campaign_id = ?1 ORDER BY e.id";
+        "e.simulated, e.backend, e.result_json FROM evaluations e "
+        "JOIN configs c ON c.id = e.config_id WHERE e.campaign_id = ?1 ORDER BY e.id";
     sqlite3_stmt *s = NULL;
     int rc = s_walk_open(st, sql, campaign_id, "listing evaluations", &s);
     while (rc == 0) {
@@ -1075,7 +1093,9 @@ int bs_store_each_eval(bs_store_t *st, int64_t campaign_id, bs_store_eval_cb cb,
         m.simulated = sqlite3_column_int(s, 20) != 0;
         s_col_str(s, 21, m.backend, sizeof m.backend, "");
         const char *a = (const char *)sqlite3_column_text(s, 2);
-        rc = cb(ud, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), a ? a : "", ok, &m);
+        const char *rj = (const char *)sqlite3_column_text(s, 22);
+        rc = cb(ud, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), a ? a : "", ok, &m,
+                rj);
     }
     sqlite3_finalize(s);
     return rc;
@@ -1124,6 +1144,62 @@ int bs_store_progress_add(bs_store_t *st, int64_t campaign_id, int64_t evals, in
     b = b ? b : sqlite3_bind_int(s, 4, front_size);
     b = b ? b : s_bind_dbl(s, 5, hypervolume);
     return s_step_done(st, s, b, NULL, "recording progress");
+}
+
+/* ---- policy state ----------------------------------------------------------------------- */
+
+int bs_store_policy_save(bs_store_t *st, int64_t campaign_id, const char *policy,
+                         int64_t last_eval_id, const char *state_json)
+{
+    if (!policy || !state_json)
+        return BS_EINVAL;
+    sqlite3_stmt *s = s_stmt(st, BS__Q_POLICY_SAVE);
+    if (!s)
+        return BS_EDB;
+    char now[32];
+    s_now(now);
+    int b = sqlite3_bind_int64(s, 1, campaign_id);
+    b = b ? b : sqlite3_bind_text(s, 2, policy, -1, SQLITE_STATIC);
+    b = b ? b : sqlite3_bind_int64(s, 3, last_eval_id);
+    b = b ? b : sqlite3_bind_text(s, 4, state_json, -1, SQLITE_STATIC);
+    b = b ? b : sqlite3_bind_text(s, 5, now, -1, SQLITE_TRANSIENT);
+    return s_step_done(st, s, b, NULL, "saving the policy state");
+}
+
+int bs_store_policy_load(bs_store_t *st, int64_t campaign_id, char **policy,
+                         int64_t *last_eval_id, char **state_json)
+{
+    *policy = NULL;
+    *state_json = NULL;
+    *last_eval_id = 0;
+    sqlite3_stmt *s = s_stmt(st, BS__Q_POLICY_LOAD);
+    if (!s)
+        return BS_EDB;
+    int rc = sqlite3_bind_int64(s, 1, campaign_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    int out;
+    if (rc == SQLITE_ROW) {
+        const char *p = (const char *)sqlite3_column_text(s, 0);
+        const char *j = (const char *)sqlite3_column_text(s, 2);
+        *last_eval_id = sqlite3_column_int64(s, 1);
+        *policy = bs_strdup(p ? p : "");
+        *state_json = bs_strdup(j ? j : "");
+        out = *policy && *state_json ? 0 : BS_ENOMEM;
+        if (out) {
+            bs_free(*policy);
+            bs_free(*state_json);
+            *policy = NULL;
+            *state_json = NULL;
+        }
+    } else if (rc == SQLITE_DONE) {
+        out = BS_ENOENT;
+    } else {
+        BS_ERROR("store", "%s: loading the policy state: %s", st->path, sqlite3_errmsg(st->db));
+        out = BS_EDB;
+    }
+    sqlite3_reset(s);
+    return out;
 }
 
 /* ---- sensitivity ------------------------------------------------------------------------ */

@@ -27,7 +27,7 @@
 typedef struct bs_store bs_store_t;
 typedef struct sqlite3 sqlite3;
 
-#define BS_STORE_SCHEMA_VERSION 3
+#define BS_STORE_SCHEMA_VERSION 4
 
 /* Opens (creating if needed, unless readonly) and migrates to BS_STORE_SCHEMA_VERSION.
  * A database newer than this build fails with BS_EDB and says so. */
@@ -111,9 +111,11 @@ typedef int (*bs_store_config_cb)(void *ud, int64_t config_id, const char *assig
                                   int evaluated);
 int bs_store_each_config(bs_store_t *st, int64_t campaign_id, bs_store_config_cb cb, void *ud);
 
-/* All evaluations of a campaign in id order. */
+/* All evaluations of a campaign in id order; result_json is the stored RESULT (NULL when
+ * none), valid during the callback. */
 typedef int (*bs_store_eval_cb)(void *ud, int64_t eval_id, int64_t config_id,
-                                const char *assignment, int ok, const bs_metrics_t *m);
+                                const char *assignment, int ok, const bs_metrics_t *m,
+                                const char *result_json);
 int bs_store_each_eval(bs_store_t *st, int64_t campaign_id, bs_store_eval_cb cb, void *ud);
 
 /* Replaces the campaign's Pareto membership with these evaluations. */
@@ -122,6 +124,17 @@ int bs_store_pareto_replace(bs_store_t *st, int64_t campaign_id, const int64_t *
 /* One point of the progress time series (hypervolume NAN until issue 6 computes it). */
 int bs_store_progress_add(bs_store_t *st, int64_t campaign_id, int64_t evals, int front_size,
                           double hypervolume);
+
+/* ---- policy state (issue 6, schema version 4) ------------------------------------------ */
+
+/* Replaces the campaign's saved policy state: the policy's name, the id of the last evaluation
+ * it had observed and its JSON (bs_policy_ops_t.save). Strings borrowed. 0 or BS_EDB. */
+int bs_store_policy_save(bs_store_t *st, int64_t campaign_id, const char *policy,
+                         int64_t last_eval_id, const char *state_json);
+/* Reads it back: *policy and *state_json are the caller's (bs_free). 0, BS_ENOENT when none
+ * is saved, BS_ENOMEM or BS_EDB. */
+int bs_store_policy_load(bs_store_t *st, int64_t campaign_id, char **policy,
+                         int64_t *last_eval_id, char **state_json);
 
 /* ---- sensitivity (issue 4): each layer alone at each precision, per agent name ---------- */
 

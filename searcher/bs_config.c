@@ -59,9 +59,24 @@ typedef struct s_policy_def {
     const char *const *params; /* NULL-terminated */
 } s_policy_def_t;
 
-static const char *const s_random_params[] = {NULL};
+static const char *const s_random_params[] = {"seed_from", NULL};
+static const char *const s_nsga2_params[] = {"seed_from", "population", "crossover",
+                                             "mutation", "tournament", NULL};
+static const char *const s_haq_params[] = {"seed_from", "warmup", "hidden", "lr_actor",
+                                           "lr_critic", "batch", "replay", "noise",
+                                           "noise_decay", "noise_min", "tau", "updates",
+                                           "reward_scale", "fail_reward", NULL};
+/* the sensitivity seeder accepts its own keys plus those of any policy it hands over to */
+static const char *const s_sens_params[] = {"then", "levels", "method", "population",
+                                            "crossover", "mutation", "tournament", "warmup",
+                                            "hidden", "lr_actor", "lr_critic", "batch",
+                                            "replay", "noise", "noise_decay", "noise_min", "tau",
+                                            "updates", "reward_scale", "fail_reward", NULL};
 static const s_policy_def_t s_policies[] = {
     {"random", s_random_params},
+    {"nsga2", s_nsga2_params},
+    {"haq", s_haq_params},
+    {"sensitivity", s_sens_params},
 };
 #define S_N_POLICIES ((int)(sizeof s_policies / sizeof s_policies[0]))
 
@@ -1029,13 +1044,68 @@ static int s_syntax_error(s_ctx_t *c, const char *text, size_t len, const char *
                       "comments or trailing commas); got %s", c->file, line, col, got);
 }
 
+/* policy.seed_from and the sensitivity policy need measurements to seed from: the campaign's
+ * "sensitivity" section. (The sensitivity policy itself takes no seed_from: its key list
+ * refuses it.) */
+static int s_check_seeding(s_ctx_t *c, bs_config_t *cfg)
+{
+    const cJSON *sf = s_get(cfg->policy_params, "seed_from");
+    if (sf && (!cJSON_IsString(sf) || strcmp(sf->valuestring, "sensitivity") != 0))
+        return s_fail(c, "policy.seed_from", sf, "\"sensitivity\"");
+    if ((sf || strcmp(cfg->policy, "sensitivity") == 0) && !cfg->sensitivity)
+        return bs_err_set(c->err, BS_ECONFIG, "%s: policy: seeding from sensitivity needs "
+                          "measurements: expected a \"sensitivity\" section in the campaign "
+                          "(configs/README.md)", c->file);
+    return 0;
+}
+
+/* "hypervolume": {"reference": {METRIC: number, ...}}: the reference point of the hypervolume
+ * for some or all objectives (the others use the worst value seen). */
+static int s_parse_hypervolume(s_ctx_t *c, const cJSON *root, bs_config_t *cfg)
+{
+    static const char *const keys[] = {"reference", NULL};
+    for (int i = 0; i < BS_MAX_OBJECTIVES; i++)
+        cfg->hv_ref[i] = NAN;
+    const cJSON *obj;
+    int rc = s_object(c, root, "", "hypervolume", 0, "an object {\"reference\"}", &obj);
+    if (rc || !obj || (rc = s_check_keys(c, obj, "hypervolume", keys)))
+        return rc;
+    const cJSON *ref;
+    if ((rc = s_object(c, obj, "hypervolume", "reference", 0,
+                       "an object {METRIC: number} over the objectives' metrics", &ref)) ||
+        !ref)
+        return rc;
+    for (const cJSON *it = ref->child; it; it = it->next) {
+        char p[S_PATH_MAX];
+        snprintf(p, sizeof p, "hypervolume.reference.%.64s", it->string ? it->string : "");
+        int k = -1;
+        for (int i = 0; i < cfg->n_objectives; i++)
+            if (it->string && strcmp(cfg->objectives[i].metric, it->string) == 0)
+                k = i;
+        if (k < 0) {
+            char list[256] = "";
+            for (int i = 0; i < cfg->n_objectives; i++) {
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "",
+                         cfg->objectives[i].metric);
+            }
+            return bs_err_set(c->err, BS_ECONFIG, "%s: %s: expected the metric of an "
+                              "objective (%s)", c->file, p, list);
+        }
+        if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+            return s_fail(c, p, it, "a finite number");
+        cfg->hv_ref[k] = it->valuedouble;
+    }
+    return 0;
+}
+
 /* Parses cfg->text (already owned by cfg) and fills the rest of cfg. */
 static int s_parse(s_ctx_t *c, size_t len, bs_config_t *cfg)
 {
     static const char *const keys[] = {"name",   "model",  "data",    "search_space",
                                        "objectives", "constraints", "policy", "budget",
                                        "measure", "agents", "quantization", "sensitivity",
-                                       NULL};
+                                       "hypervolume", NULL};
     const char *text = cfg->text;
     const char *nul = memchr(text, '\0', len);
     if (nul)
@@ -1063,7 +1133,8 @@ static int s_parse(s_ctx_t *c, size_t len, bs_config_t *cfg)
         (rc = s_parse_objectives(c, root, cfg)) || (rc = s_parse_constraints(c, root, cfg)) ||
         (rc = s_parse_policy(c, root, cfg)) || (rc = s_parse_budget(c, root, cfg)) ||
         (rc = s_parse_measure(c, root, cfg)) || (rc = s_parse_agents(c, root, cfg)) ||
-        (rc = s_parse_quantization(c, root, cfg)) || (rc = s_parse_sensitivity(c, root, cfg)))
+        (rc = s_parse_quantization(c, root, cfg)) || (rc = s_parse_sensitivity(c, root, cfg)) ||
+        (rc = s_parse_hypervolume(c, root, cfg)) || (rc = s_check_seeding(c, cfg)))
         goto out;
 out:
     cJSON_Delete(root);

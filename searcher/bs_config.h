@@ -78,7 +78,7 @@ typedef struct bs_config {
     bs_objective_t objectives[BS_MAX_OBJECTIVES];
     int n_constraints;
     bs_constraint_t constraints[BS_MAX_CONSTRAINTS];
-    char policy[32];    /* "random" (issue 6 adds nsga2, haq, sensitivity) */
+    char policy[32];    /* "random", "nsga2", "haq", "sensitivity" */
     uint64_t seed;
     cJSON *policy_params; /* owned: the whole "policy" object */
     int64_t budget_evals;   /* budget.evaluations, >= 1 */
@@ -100,6 +100,8 @@ typedef struct bs_config {
                                of them w32a32 */
     bs_prec_t sens_precs[BS_MAX_CHOICES];
     int64_t sens_eval_count; /* sensitivity.eval_count, default data.eval.count (0 = all) */
+    double hv_ref[BS_MAX_OBJECTIVES]; /* hypervolume.reference per objective, in the metric's
+                                         units; NAN: the worst value seen */
 } bs_config_t;
 
 /* Loads and validates a campaign file. *out is the caller's (bs_config_free). */
@@ -109,12 +111,32 @@ int bs_config_parse(const char *text, size_t len, const char *path, bs_config_t 
                     bs_err_t *err);
 void bs_config_free(bs_config_t **cfg); /* NULL-safe; clears *cfg */
 
+/* What a layer is, for policies that learn from layer shapes (HAQ's state). Filled by
+ * bs_space_describe from the engine's planned graph; zero where the model could not be
+ * planned (then only n_params is known). */
+typedef enum bs_layer_kind {
+    BS_LAYER_CONV = 0,      /* Conv, group 1 (or grouped but not depthwise) */
+    BS_LAYER_DEPTHWISE = 1, /* Conv with group == input channels */
+    BS_LAYER_FC = 2,        /* Gemm, MatMul */
+    BS_LAYER_CONVT = 3,     /* ConvTranspose */
+} bs_layer_kind_t;
+
+typedef struct bs_layer_desc {
+    int known;          /* 1: the fields below come from the planned graph */
+    bs_layer_kind_t kind;
+    int64_t in_ch, out_ch;
+    int64_t kernel;     /* kernel height x width (1 for FC) */
+    int64_t stride;     /* the largest stride (1 for FC) */
+    int64_t macs;       /* multiply-accumulates of one inference at batch 1 */
+} bs_layer_desc_t;
+
 typedef struct bs_space_layer {
     char *name;         /* owned */
     char *op_type;      /* owned */
     int64_t n_params;
     int n_choices;
     bs_prec_t choices[BS_MAX_CHOICES];
+    bs_layer_desc_t desc;
 } bs_space_layer_t;
 
 typedef struct bs_space {
@@ -126,6 +148,10 @@ typedef struct bs_space {
 int bs_space_build(const bs_config_t *cfg, const bs_model_info_t *model, bs_space_t *out,
                    bs_err_t *err);
 void bs_space_free(bs_space_t *s);
+/* Fills every layer's desc from the engine's planned graph of the model file (shapes
+ * inferred from the model's declared input shapes). BS_EMODEL with err when the engine cannot
+ * plan the model: callers may go on without descriptions (desc.known stays 0). */
+int bs_space_describe(bs_space_t *s, const char *model_path, bs_err_t *err);
 double bs_space_size(const bs_space_t *s); /* number of configurations (a double: it can be
                                               astronomically large) */
 /* JSON description of the space, stable across runs: [{"name":..,"choices":["w8a8",..]},..].

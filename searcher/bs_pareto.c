@@ -134,3 +134,8 @@ const int64_t *bs_pareto_ids(const bs_pareto_t *p)
 {
     return p->ids;
 }
+
+const double *bs_pareto_vectors(const bs_pareto_t *p)
+{
+    return p->vec;
+}

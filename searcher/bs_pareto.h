@@ -29,6 +29,9 @@ int bs_pareto_add(bs_pareto_t *p, int64_t eval_id, const bs_metrics_t *m);
 int bs_pareto_size(const bs_pareto_t *p);
 /* Evaluation ids on the front, in insertion order; borrowed, valid until the next add. */
 const int64_t *bs_pareto_ids(const bs_pareto_t *p);
+/* Their minimisation vectors (maximised objectives negated), n_obj per member in the order of
+ * bs_pareto_ids; borrowed, valid until the next add. */
+const double *bs_pareto_vectors(const bs_pareto_t *p);
 /* 1 if a dominates b (minimisation vectors of length n): no worse everywhere, better once. */
 int bs_pareto_dominates(const double *a, const double *b, int n);
 

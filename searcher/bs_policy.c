@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-static const bs_policy_ops_t *const s_policies[] = {&bs_policy_random};
+static const bs_policy_ops_t *const s_policies[] = {&bs_policy_random, &bs_policy_nsga2,
+                                                    &bs_policy_haq, &bs_policy_sens};
 
 const bs_policy_ops_t *bs_policy_find(const char *name)
 {
@@ -18,5 +19,5 @@ const bs_policy_ops_t *bs_policy_find(const char *name)
 
 const char *bs_policy_names_list(void)
 {
-    return "random";
+    return "random, nsga2, haq, sensitivity";
 }

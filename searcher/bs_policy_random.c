@@ -2,10 +2,12 @@
  * bs_policy_random.c - the baseline policy: every layer's choice drawn uniformly and
  * independently from a seeded generator. The sequence of proposals depends only on the seed
  * and the space, so a campaign is reproducible, and a resumed campaign re-walks the same
- * sequence while the searcher skips what is already stored.
+ * sequence while the searcher skips what is already stored. Its saved state is the generator,
+ * so a resumed campaign draws on from where it stopped.
  */
 #include "bs_policy.h"
 #include "bs_alloc.h"
+#include "bs_polutil.h"
 #include "bs_util.h"
 
 typedef struct s_random {
@@ -32,12 +34,27 @@ static int s_propose(void *state, int *out)
     return 0;
 }
 
-static void s_observe(void *state, const int *cand, int ok, const bs_metrics_t *m)
+static void s_observe(void *state, const bs_policy_obs_t *obs)
 {
     (void)state;
-    (void)cand;
-    (void)ok;
-    (void)m;
+    (void)obs;
+}
+
+static cJSON *s_save(void *state)
+{
+    s_random_t *r = state;
+    cJSON *o = cJSON_CreateObject();
+    if (o && bs_pol_put_rng(o, "rng", &r->rng)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int s_load(void *state, const cJSON *saved, bs_err_t *err)
+{
+    s_random_t *r = state;
+    return bs_pol_get_rng(saved, "rng", &r->rng, err);
 }
 
 static void s_destroy(void *state)
@@ -50,5 +67,7 @@ const bs_policy_ops_t bs_policy_random = {
     .create = s_create,
     .propose = s_propose,
     .observe = s_observe,
+    .save = s_save,
+    .load = s_load,
     .destroy = s_destroy,
 };

@@ -55,8 +55,10 @@
 #include "bs_config.h"
 #include "bs_log.h"
 #include "bs_model.h"
+#include "bs_hv.h"
 #include "bs_pareto.h"
 #include "bs_policy.h"
+#include "bs_polutil.h"
 #include "bs_progress.h"
 #include "bs_proto.h"
 #include "bs_store.h"
@@ -137,6 +139,13 @@ typedef struct s_searcher {
     int64_t campaign_id;
     const bs_policy_ops_t *policy;
     void *policy_state;
+    double *layer_ms;         /* scratch: one per layer, from a RESULT's profile */
+    int64_t last_eval_id;     /* the last evaluation the policy observed */
+    int64_t saved_eval_id;    /* ... when its state was last saved */
+    uint64_t saved_ms;        /* monotonic time of that save */
+    double save_cost_ms;      /* how long the last save took */
+    bs_hv_norm_t hv_norm;
+    double hv;                /* hypervolume of the front, NAN until defined */
     bs_pareto_t *front;
     bs_progress_t *progress;
     s_file_t files[S_MAX_FILES];
@@ -331,12 +340,171 @@ static void s_progress(s_searcher_t *s, int final)
         .in_flight = s->n_leased,
         .agents = alive,
         .front = bs_pareto_size(s->front),
-        .hypervolume = NAN,
+        .hypervolume = s->hv,
     };
     bs_progress_update(s->progress, &st, final);
 }
 
+/* ---- policy -------------------------------------------------------------------------------- */
+
+static int s_policy_create(s_searcher_t *s, bs_err_t *err)
+{
+    bs_policy_ctx_t pctx = {
+        .space = &s->space,
+        .cfg = s->cfg,
+        .params = s->cfg->policy_params,
+        .seed = s->cfg->seed,
+    };
+    return s->policy->create(&pctx, &s->policy_state, err);
+}
+
+/* Gives a policy that seeds from sensitivity the stored table, averaged over the agent names
+ * that measured it (bs_policy_sens_t). give_up: no table is coming (the jobs failed), so the
+ * policy gets an empty one rather than waiting for ever. */
+static void s_sens_feed(s_searcher_t *s, int give_up)
+{
+    if (!s->policy->sensitivity)
+        return;
+    int n = s->space.n_layers;
+    bs_sens_list_t list = {0};
+    double *sum = bs_calloc((size_t)(n ? n : 1) * BS_MAX_CHOICES, sizeof *sum);
+    int *cnt = bs_calloc((size_t)(n ? n : 1) * BS_MAX_CHOICES, sizeof *cnt);
+    if (!sum || !cnt || bs_store_sensitivity_load(s->store, s->campaign_id, NULL, &list) != 0) {
+        BS_ERROR(S_MOD, "cannot read the sensitivity rows for the policy");
+        goto out;
+    }
+    double base_sum = 0;
+    int n_agents = 0;
+    const char *last_agent = NULL;
+    for (int i = 0; i < list.n; i++) {
+        const bs_sens_entry_t *e = &list.rows[i];
+        if (!last_agent || strcmp(last_agent, e->agent) != 0) {
+            last_agent = e->agent;
+            n_agents++;
+            base_sum += isnan(e->baseline) ? 0 : e->baseline;
+        }
+        bs_prec_t p;
+        if (isnan(e->delta) || bs_prec_parse(e->precision, &p) != 0)
+            continue;
+        for (int l = 0; l < n; l++) {
+            if (strcmp(s->space.names[l], e->layer) != 0)
+                continue;
+            for (int c = 0; c < s->space.layers[l].n_choices; c++)
+                if (bs_prec_eq(s->space.layers[l].choices[c], p)) {
+                    sum[l * BS_MAX_CHOICES + c] += e->delta;
+                    cnt[l * BS_MAX_CHOICES + c]++;
+                }
+        }
+    }
+    if (!n_agents && !give_up)
+        goto out;
+    for (int l = 0; l < n; l++)
+        for (int c = 0; c < BS_MAX_CHOICES; c++) {
+            int k = l * BS_MAX_CHOICES + c;
+            int fp32 = c < s->space.layers[l].n_choices &&
+                       bs_prec_eq(s->space.layers[l].choices[c], BS_PREC_FP32);
+            sum[k] = fp32 ? 0 : cnt[k] ? sum[k] / cnt[k] : NAN;
+        }
+    bs_policy_sens_t t = {
+        .n_layers = n,
+        .delta = sum,
+        .baseline = n_agents ? base_sum / n_agents : NAN,
+        .n_agents = n_agents,
+    };
+    s->policy->sensitivity(s->policy_state, &t);
+out:
+    bs_sens_list_free(&list);
+    bs_free(sum);
+    bs_free(cnt);
+}
+
 /* ---- results ------------------------------------------------------------------------------ */
+
+/* Per-layer times from a RESULT's metrics.profile ({"layers": [{"layer", "ms"}]}), summed per
+ * layer; NULL when there is none. */
+static const double *s_layer_ms(s_searcher_t *s, const cJSON *result)
+{
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(result, "metrics"),
+                                         "profile"),
+        "layers");
+    if (!cJSON_IsArray(layers) || !s->layer_ms)
+        return NULL;
+    int any = 0;
+    for (int i = 0; i < s->space.n_layers; i++)
+        s->layer_ms[i] = NAN;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, layers)
+    {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "layer");
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(it, "ms");
+        if (!cJSON_IsString(nm) || !cJSON_IsNumber(ms) || !(ms->valuedouble >= 0))
+            continue;
+        for (int i = 0; i < s->space.n_layers; i++) {
+            if (strcmp(s->space.names[i], nm->valuestring) != 0)
+                continue;
+            s->layer_ms[i] = (isnan(s->layer_ms[i]) ? 0 : s->layer_ms[i]) + ms->valuedouble;
+            any = 1;
+            break;
+        }
+    }
+    return any ? s->layer_ms : NULL;
+}
+
+/* Hands one stored result to the policy and to the hypervolume's normalisation. */
+static void s_observe(s_searcher_t *s, int64_t eval_id, const int *cand, int ok,
+                      const bs_metrics_t *m, const cJSON *result)
+{
+    bs_policy_obs_t obs = {
+        .cand = cand,
+        .ok = ok,
+        .m = ok ? m : NULL,
+        .layer_ms = ok && result ? s_layer_ms(s, result) : NULL,
+    };
+    s->policy->observe(s->policy_state, &obs);
+    s->last_eval_id = eval_id;
+    double v[BS_MAX_OBJECTIVES];
+    if (ok && bs_pareto_feasible(s->front, m) && bs_pol_objectives(s->cfg, m, v))
+        bs_hv_norm_include(&s->hv_norm, v);
+}
+
+/* The front's hypervolume under the current normalisation (bs_hv.h). */
+static void s_hv_update(s_searcher_t *s)
+{
+    double hv = bs_hv_normalized(&s->hv_norm, bs_pareto_vectors(s->front),
+                                 bs_pareto_size(s->front));
+    s->hv = hv < 0 ? NAN : hv;
+}
+
+/* Saves the policy's state when it has observed something new since the last save. Saves are
+ * spaced so that they take under a tenth of the time (a big state, a fast campaign); results
+ * observed after the last save are replayed on resume, so nothing is lost in between.
+ * force: save now (the end of the run). */
+static void s_policy_save(s_searcher_t *s, int force)
+{
+    if (!s->policy->save || s->last_eval_id == s->saved_eval_id || s->fatal)
+        return;
+    uint64_t now = bs_now_ms();
+    if (!force && (double)(now - s->saved_ms) < 10.0 * s->save_cost_ms)
+        return;
+    cJSON *st = s->policy->save(s->policy_state);
+    char *text = st ? cJSON_PrintUnformatted(st) : NULL;
+    cJSON_Delete(st);
+    if (!text) {
+        BS_WARN(S_MOD, "out of memory saving the policy state; a resume replays the results");
+        return;
+    }
+    int rc = bs_store_policy_save(s->store, s->campaign_id, s->policy->name, s->last_eval_id,
+                                  text);
+    cJSON_free(text);
+    if (rc) {
+        s_fatal_store(s, rc, "policy state");
+        return;
+    }
+    s->saved_eval_id = s->last_eval_id;
+    s->saved_ms = bs_now_ms();
+    s->save_cost_ms = (double)(s->saved_ms - now);
+}
 
 static void s_record_front(s_searcher_t *s)
 {
@@ -388,9 +556,14 @@ static void s_finish_job(s_searcher_t *s, s_job_t *j, int ok, const bs_metrics_t
             rc = bs_store_pareto_replace(s->store, s->campaign_id, bs_pareto_ids(s->front),
                                          bs_pareto_size(s->front));
     }
-    if (rc == 0)
+    if (rc == 0) {
+        cJSON *result = result_json ? cJSON_Parse(result_json) : NULL;
+        s_observe(s, eval_id, j->cand, ok, &rec.m, result);
+        cJSON_Delete(result);
+        s_hv_update(s);
         rc = bs_store_progress_add(s->store, s->campaign_id, s->done + 1,
-                                   bs_pareto_size(s->front), NAN);
+                                   bs_pareto_size(s->front), s->hv);
+    }
     if (rc == 0)
         rc = bs_store_commit(s->store);
     if (rc) {
@@ -401,7 +574,7 @@ static void s_finish_job(s_searcher_t *s, s_job_t *j, int ok, const bs_metrics_t
     s->done++;
     if (!ok)
         s->failed++;
-    s->policy->observe(s->policy_state, j->cand, ok, ok ? &rec.m : NULL);
+    s_policy_save(s, 0);
     if (ok)
         BS_INFO(S_MOD, "eval %lld: %s accuracy %.4f p90 %.3f ms%s%s", (long long)eval_id,
                 j->assignment, rec.m.accuracy, rec.m.lat_p90_ms,
@@ -448,6 +621,7 @@ static void s_attempt_failed(s_searcher_t *s, s_job_t *j, const char *outcome, i
         if (s_set_add(&s->sens_done, j->sens_agent) != 0)
             BS_ERROR(S_MOD, "out of memory noting that %s failed", label);
         s_job_free(j);
+        s_sens_feed(s, 1);
     }
 }
 
@@ -656,6 +830,7 @@ static int s_sens_result(s_searcher_t *s, s_job_t *j, const cJSON *m, bs_err_t *
         BS_INFO(S_MOD, "sensitivity for agent %s: %d rows (%d unmeasured), baseline %s %.4f%s",
                 j->sens_agent, n, unmeasured, metric[0] ? metric : "metric", baseline,
                 simulated ? " (simulated)" : "");
+        s_sens_feed(s, 0);
     }
     if (s_set_add(&s->sens_done, j->sens_agent) != 0)
         BS_ERROR(S_MOD, "out of memory noting that agent %s is measured", j->sens_agent);
@@ -1303,6 +1478,8 @@ typedef struct s_resume {
     s_searcher_t *s;
     int *cand;
     int64_t pending;
+    int64_t state_eval_id;  /* evaluations up to this id are in the loaded policy state */
+    int64_t replayed;
 } s_resume_t;
 
 static int s_resume_config(void *ud, int64_t config_id, const char *assignment, int evaluated)
@@ -1326,7 +1503,7 @@ static int s_resume_config(void *ud, int64_t config_id, const char *assignment, 
 }
 
 static int s_resume_eval(void *ud, int64_t eval_id, int64_t config_id, const char *assignment,
-                         int ok, const bs_metrics_t *m)
+                         int ok, const bs_metrics_t *m, const char *result_json)
 {
     s_resume_t *r = ud;
     s_searcher_t *s = r->s;
@@ -1336,9 +1513,65 @@ static int s_resume_eval(void *ud, int64_t eval_id, int64_t config_id, const cha
         s->failed++;
     if (ok && bs_pareto_add(s->front, eval_id, m) < 0)
         return BS_ENOMEM;
-    if (s_cand_from_assignment(s, assignment, r->cand) == 0)
-        s->policy->observe(s->policy_state, r->cand, ok, ok ? m : NULL);
+    double v[BS_MAX_OBJECTIVES];
+    if (eval_id <= r->state_eval_id) {
+        /* in the loaded state already: only the hypervolume's normalisation needs it */
+        if (ok && bs_pareto_feasible(s->front, m) && bs_pol_objectives(s->cfg, m, v))
+            bs_hv_norm_include(&s->hv_norm, v);
+        s->last_eval_id = eval_id;
+        return 0;
+    }
+    if (s_cand_from_assignment(s, assignment, r->cand) == 0) {
+        cJSON *result = result_json ? cJSON_Parse(result_json) : NULL;
+        s_observe(s, eval_id, r->cand, ok, m, result);
+        cJSON_Delete(result);
+        r->replayed++;
+    }
     return 0;
+}
+
+/* Restores the policy's saved state, if any. Returns the id of the last evaluation it holds
+ * (0: none, every stored evaluation is replayed). A state that does not load is logged and
+ * the policy starts afresh from the replayed results. */
+static int64_t s_policy_restore(s_searcher_t *s)
+{
+    char *name = NULL, *text = NULL;
+    int64_t last = 0;
+    int rc = bs_store_policy_load(s->store, s->campaign_id, &name, &last, &text);
+    if (rc == BS_ENOENT)
+        return 0;
+    if (rc) {
+        BS_WARN(S_MOD, "cannot read the saved policy state (%s); replaying every result",
+                bs_strerror(rc));
+        return 0;
+    }
+    int64_t out = 0;
+    cJSON *st = NULL;
+    bs_err_t e = {0};
+    if (strcmp(name, s->policy->name) != 0) {
+        BS_INFO(S_MOD, "saved policy state is for policy %s, not %s: starting %s from the "
+                "stored results", name, s->policy->name, s->policy->name);
+    } else if (!s->policy->load || !(st = cJSON_Parse(text))) {
+        BS_WARN(S_MOD, "saved policy state of %s is unreadable; replaying every result", name);
+    } else if ((rc = s->policy->load(s->policy_state, st, &e)) != 0) {
+        BS_WARN(S_MOD, "saved policy state of %s does not fit this campaign (%s); replaying "
+                "every result", name, e.msg);
+        /* a half-loaded state is not to be trusted: start afresh */
+        s->policy->destroy(s->policy_state);
+        s->policy_state = NULL;
+        bs_err_t ce = {0};
+        if (s_policy_create(s, &ce) != 0) {
+            BS_ERROR(S_MOD, "%s", ce.msg);
+            s->fatal = 1;
+        }
+    } else {
+        out = last;
+        s->saved_eval_id = last;
+    }
+    cJSON_Delete(st);
+    bs_free(name);
+    bs_free(text);
+    return out;
 }
 
 static int s_open_campaign(s_searcher_t *s)
@@ -1366,6 +1599,12 @@ static int s_open_campaign(s_searcher_t *s)
     r.cand = bs_malloc(sizeof *r.cand * (size_t)(s->space.n_layers + 1));
     if (!r.cand)
         return bs_err_set(s->err, BS_ENOMEM, "out of memory");
+    if (resumed)
+        r.state_eval_id = s_policy_restore(s);
+    if (s->fatal) {
+        bs_free(r.cand);
+        return bs_err_set(s->err, BS_ECONFIG, "cannot recreate policy %s", s->policy->name);
+    }
     rc = bs_store_each_eval(s->store, s->campaign_id, s_resume_eval, &r);
     if (rc == 0)
         rc = bs_store_each_config(s->store, s->campaign_id, s_resume_config, &r);
@@ -1373,11 +1612,13 @@ static int s_open_campaign(s_searcher_t *s)
     if (rc)
         return bs_err_set(s->err, rc, "%s: cannot read back campaign '%s': %s",
                           s->opts->db_path, c->name, bs_strerror(rc));
+    s_hv_update(s);
     if (resumed)
         BS_INFO(S_MOD, "resuming campaign %s: %lld of %lld evaluations stored (%lld failed), "
-                       "%lld configs to re-run, front %d",
+                       "%lld configs to re-run, front %d; policy %s %s%lld results replayed",
                 c->name, (long long)s->done, (long long)s->budget, (long long)s->failed,
-                (long long)r.pending, bs_pareto_size(s->front));
+                (long long)r.pending, bs_pareto_size(s->front), s->policy->name,
+                r.state_eval_id ? "state restored, " : "", (long long)r.replayed);
     if (s->front && bs_pareto_size(s->front))
         s_record_front(s);
     return bs_store_campaign_set_status(s->store, s->campaign_id, "running");
@@ -1411,6 +1652,8 @@ static int s_sens_setup(s_searcher_t *s)
     BS_INFO(S_MOD, "sensitivity: %d layers x %d precisions on each agent name (%s evaluation "
             "samples each); %zu agent name(s) measured already", s->space.n_layers,
             s->cfg->n_sens_precs, count, s->sens_done.n);
+    if (s->sens_done.n)
+        s_sens_feed(s, 0);
     return 0;
 }
 
@@ -1565,14 +1808,26 @@ int bs_search_run(const bs_search_opts_t *opts, bs_err_t *err)
         (rc = s_add_file(s, "eval_labels", s->cfg->eval.labels)) ||
         (rc = s_add_file(s, "calib_images", s->cfg->calibration.images)))
         goto done;
-    s->policy = bs_policy_find(s->cfg->policy);
+    /* "seed_from": "sensitivity" wraps the named policy in the sensitivity seeder */
+    s->policy = cJSON_GetObjectItemCaseSensitive(s->cfg->policy_params, "seed_from")
+                    ? &bs_policy_sens
+                    : bs_policy_find(s->cfg->policy);
     if (!s->policy) {
         rc = bs_err_set(err, BS_ECONFIG, "%s: policy.name: unknown policy \"%s\"",
                         s->cfg->path, s->cfg->policy);
         goto done;
     }
-    bs_policy_ctx_t pctx = {.space = &s->space, .cfg = s->cfg, .seed = s->cfg->seed};
-    if ((rc = s->policy->create(&pctx, &s->policy_state, err)))
+    bs_err_t de = {0};
+    if (bs_space_describe(&s->space, s->cfg->model, &de) != 0)
+        BS_WARN(S_MOD, "layer shapes unknown to the policies: %s", de.msg);
+    s->layer_ms = bs_malloc(sizeof *s->layer_ms * (size_t)(s->space.n_layers + 1));
+    if (!s->layer_ms) {
+        rc = bs_err_set(err, BS_ENOMEM, "out of memory");
+        goto done;
+    }
+    s->hv = NAN;
+    bs_hv_norm_init(&s->hv_norm, s->cfg);
+    if ((rc = s_policy_create(s, err)))
         goto done;
     s->front = bs_pareto_new(s->cfg->objectives, s->cfg->n_objectives, s->cfg->constraints,
                              s->cfg->n_constraints);
@@ -1637,10 +1892,14 @@ int bs_search_run(const bs_search_opts_t *opts, bs_err_t *err)
                              : s->done >= s->budget ? "done"
                              : s->exhausted         ? "exhausted"
                                                     : "interrupted";
+        s_policy_save(s, 1);
         bs_store_campaign_set_status(s->store, s->campaign_id, status);
-        BS_INFO(S_MOD, "campaign %s %s: %lld evaluations (%lld failed), front %d; results in %s",
-                s->cfg->name, status, (long long)s->done, (long long)s->failed,
-                bs_pareto_size(s->front), opts->db_path ? opts->db_path : "results.db");
+        char hv[48] = "";
+        if (isfinite(s->hv))
+            snprintf(hv, sizeof hv, ", hypervolume %.4f", s->hv);
+        BS_INFO(S_MOD, "campaign %s %s: %lld evaluations (%lld failed), front %d%s; results in "
+                "%s", s->cfg->name, status, (long long)s->done, (long long)s->failed,
+                bs_pareto_size(s->front), hv, opts->db_path ? opts->db_path : "results.db");
         if (s->interrupted) {
             BS_INFO(S_MOD, "rerun the same command to resume");
             rc = BS_ECANCELED;
@@ -1695,6 +1954,7 @@ done:
     s_set_free(&s->known);
     if (s->policy && s->policy_state)
         s->policy->destroy(s->policy_state);
+    bs_free(s->layer_ms);
     bs_pareto_destroy(&s->front);
     bs_store_close(&s->store);
     bs_free(s->precs);

@@ -384,6 +384,35 @@ static int s_load_patched(bs_config_t **cfg, bs_err_t *err, ...)
     return rc;
 }
 
+/* Seeding from sensitivity needs the sensitivity section; the hypervolume reference lands per
+ * objective, NAN where not given. */
+BS_TEST(policy_seeding_and_hv_reference)
+{
+    s_setup();
+    bs_config_t *cfg = NULL;
+    bs_err_t err = {0};
+    ASSERT_OK(s_load_patched(&cfg, &err, "policy", "{\"name\": \"nsga2\", \"seed_from\": "
+                             "\"sensitivity\", \"population\": 12}", "hypervolume",
+                             "{\"reference\": {\"latency_p90_ms\": 2.5}}", NULL));
+    ASSERT_STR_EQ("nsga2", cfg->policy);
+    ASSERT(isnan(cfg->hv_ref[0]));
+    ASSERT_DBL_NEAR(2.5, cfg->hv_ref[1], 0);
+    bs_config_free(&cfg);
+    ASSERT_EQ(BS_ECONFIG, s_load_patched(&cfg, &err, "policy", "{\"name\": \"haq\", "
+                                         "\"seed_from\": \"sensitivity\"}", "sensitivity",
+                                         NULL, NULL));
+    ASSERT_CONTAINS(err.msg, "policy: seeding from sensitivity needs measurements: expected a "
+                             "\"sensitivity\" section");
+    ASSERT_EQ(BS_ECONFIG, s_load_patched(&cfg, &err, "policy", "{\"name\": \"sensitivity\", "
+                                         "\"seed_from\": \"sensitivity\"}", NULL));
+    ASSERT_CONTAINS(err.msg, "policy.seed_from: expected one of the keys name, seed, then, "
+                             "levels, method");
+    ASSERT_OK(s_load_patched(&cfg, &err, "policy", "{\"name\": \"sensitivity\", \"then\": "
+                             "\"haq\", \"levels\": 4, \"warmup\": 5}", NULL));
+    bs_config_free(&cfg);
+    s_no_leaks();
+}
+
 /* quantization: defaults filled in, percentile only with the percentile method. */
 BS_TEST(quantization_normalised)
 {
@@ -792,12 +821,23 @@ BS_TEST(bad_policy_and_budget)
     s_setup();
     static const bad_case_t cases[] = {
         {"policy", "\"random\"", "policy: expected an object"},
-        {"policy.name", "\"nsga9\"", "policy.name: expected one of random; got \"nsga9\""},
+        {"policy.name", "\"nsga9\"",
+         "policy.name: expected one of random, nsga2, haq, sensitivity; got \"nsga9\""},
         {"policy.name", "7", NULL},
         {"policy.seed", "-1", "policy.seed: expected an integer >= 0; got -1"},
         {"policy.seed", "1.5", NULL},
         {"policy.seed", "1e16", NULL},
-        {"policy.population", "10", "policy.population: expected one of the keys name, seed"},
+        {"policy.population", "10",
+         "policy.population: expected one of the keys name, seed, seed_from"},
+        {"policy.seed_from", "\"sens\"", "policy.seed_from: expected \"sensitivity\"; got"},
+        {"hypervolume", "[]", "hypervolume: expected an object"},
+        {"hypervolume", "{\"refrence\": {}}",
+         "hypervolume.refrence: expected one of the keys reference"},
+        {"hypervolume", "{\"reference\": {\"energy_j\": 1}}",
+         "hypervolume.reference.energy_j: expected the metric of an objective (accuracy, "
+         "latency_p90_ms)"},
+        {"hypervolume", "{\"reference\": {\"accuracy\": \"high\"}}",
+         "hypervolume.reference.accuracy: expected a finite number; got \"high\""},
         {"budget", "5", "budget: expected an object"},
         {"budget.evaluations", "0", "budget.evaluations: expected an integer >= 1; got 0"},
         {"budget.evaluations", "2.5", NULL},
@@ -870,7 +910,7 @@ BS_TEST(unknown_keys)
     static const bad_case_t cases[] = {
         {"nmae", "1", "nmae: expected one of the keys name, model, data, search_space, "
                       "objectives, constraints, policy, budget, measure, agents, quantization, "
-                      "sensitivity; got unknown key \"nmae\""},
+                      "sensitivity, hypervolume; got unknown key \"nmae\""},
         {"data.evals", "{}", "data.evals: expected one of the keys eval, calibration, "
                              "preprocess; got unknown key \"evals\""},
         {"data.eval.extra", "1", NULL},
@@ -1357,6 +1397,7 @@ BS_TEST(bundled_configs)
     X(defaults)                                                                                  \
     X(quantization_normalised)                                                                   \
     X(sensitivity_defaults)                                                                      \
+    X(policy_seeding_and_hv_reference)                                                           \
     X(bad_quantization_and_sensitivity)                                                          \
     X(sim_defaults_and_partial_objects)                                                          \
     X(parse_from_memory_and_relative_paths)                                                      \

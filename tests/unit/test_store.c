@@ -441,9 +441,10 @@ typedef struct eval_walk {
 } eval_walk_t;
 
 static int s_eval_cb(void *ud, int64_t eval_id, int64_t config_id, const char *assignment, int ok,
-                     const bs_metrics_t *m)
+                     const bs_metrics_t *m, const char *result_json)
 {
     (void)config_id;
+    (void)result_json;
     eval_walk_t *w = ud;
     if (w->n >= 4)
         return 1;
@@ -691,7 +692,7 @@ BS_TEST(migrate_empty_file)
     bs_err_t err = {0};
     ASSERT_OK(bs_store_open(path, 0, &st, &err));
     ASSERT_EQ(BS_STORE_SCHEMA_VERSION, bs_store_schema_version(st));
-    ASSERT_EQ(8, s_scalar(bs_store_db(st), "SELECT count(*) FROM sqlite_schema WHERE type = "
+    ASSERT_EQ(9, s_scalar(bs_store_db(st), "SELECT count(*) FROM sqlite_schema WHERE type = "
                                            "'table'"));
     ASSERT_EQ(2, s_scalar(bs_store_db(st), "SELECT count(*) FROM sqlite_schema WHERE type = "
                                            "'view' AND name IN ('results', 'pareto')"));
@@ -905,19 +906,21 @@ BS_TEST(migrate_from_v1)
     bs_metrics_t m = s_full_metrics(0.75);
     s_add_eval(st, camp, cfg, agent, &m);
     sqlite3 *db = bs_store_db(st);
-    /* Version 1 is version 2 without the sensitivity table (and version 3 is version 2 with
-     * a wider results view, which the migration remakes in any case). */
-    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db, "DROP TABLE sensitivity; PRAGMA user_version = 1",
-                                      NULL, NULL, NULL));
+    /* Version 1 is version 2 without the sensitivity table (version 3 is version 2 with a
+     * wider results view, which the migration remakes in any case, and version 4 adds the
+     * policy_state table). */
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db, "DROP TABLE sensitivity; DROP TABLE policy_state; "
+                                      "PRAGMA user_version = 1", NULL, NULL, NULL));
     bs_store_close(&st);
 
     bs_err_t err = {0};
     const char *path = s_db_path("results.db");
     ASSERT_EQ(BS_EDB, bs_store_open(path, 1, &st, &err));
-    ASSERT_CONTAINS(err.msg, "schema version 1 is older than this bitscout (3); open it once "
+    ASSERT_CONTAINS(err.msg, "schema version 1 is older than this bitscout (4); open it once "
                              "for writing (bitscout search) to upgrade it");
     ASSERT_OK(bs_store_open(path, 0, &st, &err));
-    ASSERT_EQ(3, bs_store_schema_version(st));
+    ASSERT_EQ(4, bs_store_schema_version(st));
+    ASSERT_EQ(0, s_scalar(bs_store_db(st), "SELECT count(*) FROM policy_state"));
     db = bs_store_db(st);
     ASSERT_EQ(1, s_scalar(db, "SELECT count(*) FROM evaluations"));
     ASSERT_EQ(1, s_scalar(db, "SELECT count(*) FROM results WHERE accuracy = 0.75"));
