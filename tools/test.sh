@@ -38,9 +38,9 @@ if [ $quick -eq 0 ]; then
   cmake -S "$ROOT" -B build-test-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
     -DBS_FUZZ=ON >/dev/null
   cmake --build build-test-fuzz -j"$JOBS" --target fuzz_proto fuzz_config fuzz_model fuzz_npy \
-    fuzz_graph >/dev/null
+    fuzz_graph fuzz_policy_state >/dev/null
   secs=${BS_FUZZ_SECONDS:-20}
-  for t in proto config model npy graph; do
+  for t in proto config model npy graph policy_state; do
     echo "=== fuzz: $t for ${secs}s"
     mkdir -p "build-test-fuzz/corpus-$t"
     extra=()  # read-only seed corpora
