@@ -60,6 +60,8 @@ typedef struct bs__qw {
     void *praw;               /* allocation of packed */
     char *packed;             /* per group, pg_bytes apart: qgemm panels (w8 int8) or float
                                  panels (w32a8) */
+    char *packed4;            /* or, for a w4 int8 Gemm / MatMul, bs_qgemm_pack4 panels (the
+                                 rows freed), per group pg_bytes apart; in praw */
     size_t pg_bytes;
     float *bias;              /* N floats or NULL */
     bs_qparam_t in;           /* a8: the input's parameters */

@@ -8,8 +8,9 @@
  *   w2..w8   packed integer rows with per-row scales (bs_quantize_weights, MSE clipping search
  *            or min-max); with float inputs dequantized per tile inside bs_gemm_wq; with int8
  *            inputs the integer kernel bs_qgemm reads them (8-bit ones repacked once into its
- *            panel order per group, after which the rows are freed; narrower ones unpacked
- *            per tile);
+ *            panel order per group, after which the rows are freed; 4-bit ones of a Gemm /
+ *            MatMul likewise into the same panels two codes per byte, bs_qgemm_pack4,
+ *            expanded in registers; the others unpacked per tile);
  *   w32      float panels (bs_gemm_pack), only for a w32a8 layer (float weight, int8 input).
  * The float originals are then freed by the loader (weight_packed), so the weight bytes a job
  * reports are the packed codes, scales, and the per-channel epilogue terms held here.
@@ -23,8 +24,9 @@
  * (bs_graph.c s_plan_u8), the fused Relu / Clip then being bounds on the uint8 code. A float
  * weight with an int8 input (w32a8, w16a8) is what an ONNX QDQ model means by it: the input is
  * quantized and dequantized (bs__qw_qdq), then the float product runs. A single row (a batch-1
- * Gemm / MatMul) against sub-8-bit rows goes through bs__qgemv_rows, which unpacks each row a
- * block at a time instead of whole panel tiles (the same values as bs_qgemm, bit for bit).
+ * Gemm / MatMul) against sub-8-bit rows (not 4-bit panels) goes through bs__qgemv_rows, which
+ * unpacks each row a block at a time instead of whole panel tiles (the same values as
+ * bs_qgemm, bit for bit).
  */
 #include <math.h>
 #include <stdint.h>
@@ -273,6 +275,24 @@ int bs__qw_prepare(bs_graph_t *g, bs_node_t *n, const bs__qw_spec_t *sp, bs__qw_
             held += q->pg_bytes * (size_t)q->G;
             bs_free(q->q.data);
             q->q.data = NULL;
+        } else if (n->prec.w == 4 && !q->dw &&
+                   (!strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul"))) {
+            /* 4-bit panels per group (about the rows' bytes), expanded in registers by the
+             * kernel; convolutions make their own (bs_ops_conv.c) */
+            int Ng = N / q->G;
+            q->pg_bytes = bs__align64(bs_qgemm_packed4_size(Ng, K));
+            if (!(q->packed4 = bs__aligned_alloc(q->pg_bytes * (size_t)q->G, &q->praw))) {
+                rc = bs_node_err(err, n, BS_ENOMEM, "out of memory");
+                goto fail;
+            }
+            for (int grp = 0; grp < q->G; grp++) {
+                bs_qweight_t v = bs__qw_group(q, grp);
+                bs_qgemm_pack4(&v, q->packed4 + (size_t)grp * q->pg_bytes);
+            }
+            held -= (size_t)N * q->q.row_bytes;
+            held += q->pg_bytes * (size_t)q->G;
+            bs_free(q->q.data);
+            q->q.data = NULL;
         }
     }
     q->held = held;
@@ -308,7 +328,7 @@ size_t bs__qw_gemm_scratch(const bs__qw_t *q, int M, int threads)
     int Ng = q->N / q->G;
     if (q->int8) {
         size_t a = bs_qgemm_scratch_size(M, Ng, q->K, threads, q->packed == NULL);
-        size_t b = M == 1 && !q->packed ? s_qgemv_scratch(threads, q->K) : 0;
+        size_t b = M == 1 && !q->packed && !q->packed4 ? s_qgemv_scratch(threads, q->K) : 0;
         return a > b ? a : b;
     }
     if (q->prec.w == 32)
@@ -405,7 +425,7 @@ void bs__qw_gemm_q(const bs__qw_t *q, int grp, int M, const uint8_t *X, int64_t 
 {
     int Ng = q->N / q->G;
     bs_qweight_t v = bs__qw_group(q, grp);
-    if (M == 1 && !q->packed && v.bits <= 7) {
+    if (M == 1 && !q->packed && !q->packed4 && v.bits <= 7) {
         bs_qgemm_epi_t e1 = q->epi;
         e1.off = q->off + (size_t)grp * (size_t)Ng;
         e1.mult = q->mult + (size_t)grp * (size_t)Ng;
@@ -415,6 +435,8 @@ void bs__qw_gemm_q(const bs__qw_t *q, int grp, int M, const uint8_t *X, int64_t 
     bs_qgemm_w_t w = {.N = Ng, .K = q->K};
     if (q->packed)
         w.packed = q->packed + (size_t)grp * q->pg_bytes;
+    else if (q->packed4)
+        w.packed4 = q->packed4 + (size_t)grp * q->pg_bytes;
     else
         w.rows = &v;
     bs_qgemm_epi_t e = q->epi;

@@ -9,16 +9,18 @@
  *
  * GEMM driver (layouts in bs_qkernels_impl.h):
  *   - K (padded to Kp = BS_QK_PAD(K)) is cut in blocks of kc (one block up to 1536, else
- *     about 1024; multiples of 4), M in blocks of mc rows (about 160 KiB of X per block, at
+ *     about 1024; multiples of 8), M in blocks of mc rows (about 160 KiB of X per block, at
  *     most 480 rows), N in chunks of whole panels. A work item is one (M block, N chunk) pair;
  *     for each panel of its chunk it runs the micro-kernel over every K block and every tile
  *     of mr rows, summing into an int32 buffer of mc x nr in the thread's scratch slot, and
  *     then applies the epilogue to the whole buffer (int32 -> float, times mult, activation or
  *     requantization) as it stores into Y.
  *   - X is read in place (rows of Kp bytes, ldx apart). Prepacked weights are read in place
- *     too; weights given as rows (any width 2..8, or 8-bit not prepacked) are unpacked one
- *     panel K block at a time into a tile in the slot, right before the tiles that read it,
- *     so a work item unpacks each weight once per M block.
+ *     too (4-bit panels by the table's tile4 when the item has one tile of rows, else each K
+ *     block is expanded into the slot first); weights given as rows (any width 2..8, or
+ *     8-bit not prepacked) are unpacked one panel K block at a time into a tile in the slot,
+ *     right before the tiles that read it, so a work item unpacks each weight once per M
+ *     block.
  *   - Threads: bs_threadpool_run hands out one call per scratch slot, each taking work items
  *     from an atomic counter. Integer sums are exact and every element's epilogue is computed
  *     once, by one item, so results are bitwise identical for any thread count, any blocking
@@ -30,10 +32,12 @@
  * at koff[k] + q of grid position q. A work item is a chunk of blocks (X4 about 96 KiB) by a
  * chunk of weight panels: it interleaves its blocks' X4 into its scratch slot, then runs the
  * table's tile over every (panel, tile of cvb blocks) pair, panel by panel (a weight given as
- * 4-bit panels or rows is expanded into the slot first), or tile by tile when the packed
- * weight is small enough to stay in L1. With threads, blocks are split into about 3 items
- * per thread, then panels. Every output is computed by one item from exact sums, so results
- * do not depend on the thread count.
+ * 4-bit panels or rows is expanded into the slot first, one panel at a time, or all of the
+ * item's at once when they fit in L1), or tile by tile when the weight (packed, or expanded
+ * at once) stays in L1. A grid of one block reads 4-bit panels in place where the table has
+ * cvtile4. With threads, blocks are split into about 3 items per thread, then panels. Every
+ * output is computed by one item from exact sums, so results do not depend on the thread
+ * count.
  *
  * Depthwise (bs_qconv_depthwise): the taps are cut into groups of up to 4 of one kernel row
  * (goff, gtap), the rows each channel copies are listed once per call, and a work item (a
@@ -499,9 +503,19 @@ void bs_qgemm_pack(const bs_qweight_t *q, void *dst)
     }
 }
 
+/* Codes of a 4-bit panel: Kp rounded up to whole pairs of groups. */
+static int64_t s_kp8(int64_t Kp)
+{
+    return (Kp + 7) / 8 * 8;
+}
+
 size_t bs_qgemm_packed4_size(int N, int K)
 {
-    return bs_qgemm_packed_size(N, K) / 2;
+    const bs__qkernels_t *k = s_k();
+    if (N <= 0 || K <= 0)
+        return S_ALIGN;
+    size_t panels = (size_t)((N + k->nr - 1) / k->nr);
+    return panels * (size_t)k->nr * (size_t)s_kp8(BS_QK_PAD(K)) / 2;
 }
 
 void bs_qgemm_pack4(const bs_qweight_t *q, void *dst)
@@ -510,27 +524,37 @@ void bs_qgemm_pack4(const bs_qweight_t *q, void *dst)
     int nr = k->nr;
     if (q->N <= 0 || q->K <= 0)
         return;
-    int64_t Kp = BS_QK_PAD(q->K);
+    int64_t Kp = BS_QK_PAD(q->K), Kp8 = s_kp8(Kp);
+    int unit = 4 * nr; /* bytes of one group of 4 k in the 8-bit panel */
     uint8_t *d = dst;
     int8_t tile[BS__QNR_MAX * S_KC];
     for (int n0 = 0; n0 < q->N; n0 += nr) {
         int nv = q->N - n0 < nr ? q->N - n0 : nr;
-        for (int64_t k0 = 0; k0 < Kp; k0 += S_KC) {
+        for (int64_t k0 = 0; k0 < Kp; k0 += S_KC) { /* S_KC: a whole number of pairs */
             int kl = (int)(Kp - k0 < S_KC ? Kp - k0 : S_KC);
+            int kl8 = (int)s_kp8(kl);
             if (!k->unpack || !k->unpack(q, n0, nv, (int)k0, kl, tile))
                 s_unpack_tile(k, q, n0, nv, (int)k0, kl, tile);
-            uint8_t *dk = d + ((int64_t)n0 * Kp + k0 * nr) / 2;
-            for (int64_t m = 0; m < (int64_t)kl * nr / 2; m++)
-                dk[m] = (uint8_t)((tile[2 * m] & 0x0F) | (tile[2 * m + 1] & 0x0F) << 4);
+            memset(tile + (int64_t)kl * nr, 0, (size_t)(kl8 - kl) * (size_t)nr);
+            uint8_t *dk = d + ((int64_t)n0 * Kp8 + k0 * nr) / 2;
+            for (int h = 0; h < kl8 / 8; h++)
+                for (int i = 0; i < unit; i++)
+                    dk[h * unit + i] = (uint8_t)((tile[2 * h * unit + i] & 0x0F) |
+                                                 (tile[(2 * h + 1) * unit + i] & 0x0F) << 4);
         }
     }
 }
 
-static void s_exp4_ref(const uint8_t *src, int64_t n, int8_t *dst)
+/* The portable bs__qexp4_fn, for panels nr columns wide. */
+static void s_exp4_ref(int nr, const uint8_t *src, int64_t n, int8_t *dst)
 {
-    for (int64_t m = 0; m < n / 2; m++) {
-        dst[2 * m] = (int8_t)(((src[m] & 0x0F) ^ 8) - 8);
-        dst[2 * m + 1] = (int8_t)(((src[m] >> 4) ^ 8) - 8);
+    int64_t unit = 4 * (int64_t)nr;
+    for (int64_t u = 0; u < n / unit; u++) {
+        const uint8_t *b = src + u / 2 * unit;
+        for (int64_t i = 0; i < unit; i++) {
+            int v = u % 2 ? b[i] >> 4 : b[i] & 0x0F;
+            dst[u * unit + i] = (int8_t)((v ^ 8) - 8);
+        }
     }
 }
 
@@ -574,13 +598,14 @@ static size_t s_align_up(size_t v)
     return (v + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
 }
 
-/* K block length for Kp padded codes: a multiple of 4, at most S_KC_ONE. */
+/* K block length for Kp padded codes: Kp itself up to S_KC_ONE, else a multiple of 8 (the
+ * blocks of a 4-bit panel start at pairs of groups) at most S_KC. */
 static int s_kc(int Kp)
 {
     if (Kp <= S_KC_ONE)
         return Kp < 4 ? 4 : Kp;
     int blocks = (Kp + S_KC - 1) / S_KC;
-    return s_round_up((Kp + blocks - 1) / blocks, 4);
+    return s_round_up((Kp + blocks - 1) / blocks, 8);
 }
 
 /* M block length: a multiple of mr. */
@@ -623,7 +648,8 @@ typedef struct s_qjob {
     int M, N, K, Kp;
     const uint8_t *X;
     int64_t ldx;
-    const int8_t *packed;     /* or NULL: rows */
+    const int8_t *packed;     /* or NULL: packed4 or rows */
+    const uint8_t *packed4;
     const bs_qweight_t *rows;
     const bs_qgemm_epi_t *e;
     char *Y;
@@ -647,6 +673,9 @@ static void s_qgemm_item(const s_qjob_t *j, int item, char *slot)
     int m0 = mb * j->mc, ml = j->M - m0 < j->mc ? j->M - m0 : j->mc;
     int p0 = nb * j->ppc, p1 = p0 + j->ppc < j->npanels ? p0 + j->ppc : j->npanels;
     const uint8_t *X = j->X + (int64_t)m0 * j->ldx;
+    /* 4-bit panels: a single tile of rows reads them in place (tile4), more rows share one
+     * expansion of each K block into scratch */
+    int in4 = j->packed4 && k->tile4 && ml <= mr;
     for (int p = p0; p < p1; p++) {
         int n0 = p * nr, nv = j->N - n0 < nr ? j->N - n0 : nr;
         for (int k0 = 0; k0 < j->Kp; k0 += j->kc) {
@@ -654,6 +683,17 @@ static void s_qgemm_item(const s_qjob_t *j, int item, char *slot)
             const int8_t *wp;
             if (j->packed) {
                 wp = j->packed + (int64_t)n0 * j->Kp + (int64_t)k0 * nr;
+            } else if (j->packed4) {
+                const uint8_t *w4 = j->packed4 + (n0 * s_kp8(j->Kp) + (int64_t)k0 * nr) / 2;
+                if (in4) {
+                    k->tile4(kl / 4, X + k0, j->ldx, ml, w4, acc, k0 > 0);
+                    continue;
+                }
+                if (k->exp4 && (int64_t)kl * nr % 64 == 0)
+                    k->exp4(w4, (int64_t)kl * nr, wt);
+                else
+                    s_exp4_ref(nr, w4, (int64_t)kl * nr, wt);
+                wp = wt;
             } else {
                 if (!k->unpack || !k->unpack(j->rows, n0, nv, k0, kl, wt))
                     s_unpack_tile(k, j->rows, n0, nv, k0, kl, wt);
@@ -705,10 +745,11 @@ void bs_qgemm(int M, const uint8_t *X, int64_t ldx, const bs_qgemm_w_t *W,
         return;
     }
     assert(K <= BS_QGEMM_K_MAX && ldx >= BS_QK_PAD(K));
-    assert(W->packed || (W->rows && W->rows->N == N && W->rows->K == K));
+    assert(W->packed || W->packed4 || (W->rows && W->rows->N == N && W->rows->K == K));
     s_qjob_t j = {
         .k = k, .M = M, .N = N, .K = K, .Kp = (int)BS_QK_PAD(K), .X = X, .ldx = ldx,
-        .packed = W->packed, .rows = W->packed ? NULL : W->rows, .e = e, .Y = Y,
+        .packed = W->packed, .packed4 = W->packed ? NULL : W->packed4,
+        .rows = W->packed || W->packed4 ? NULL : W->rows, .e = e, .Y = Y,
         .sym = sym, .syn = syn, .esz = esz,
     };
     j.kc = s_kc(j.Kp);
@@ -767,16 +808,24 @@ static void s_keep(int OH, int OW, int Wq, int nblk, uint16_t *keep, int32_t *ds
 {
     memset(keep, 0, sizeof(uint16_t) * (size_t)nblk);
     memset(dst, 0, sizeof(int32_t) * (size_t)nblk);
+    int cv = -1; /* the block being filled (positions only grow), its lanes in ck */
+    unsigned ck = 0;
     for (int oh = 0; oh < OH; oh++) {
-        int q = oh * Wq, left = OW, out = oh * OW;
+        unsigned q = (unsigned)oh * (unsigned)Wq;
+        int left = OW, out = oh * OW;
         while (left > 0) {
-            int v = q / 16, lane = q % 16, n = 16 - lane < left ? 16 - lane : left;
-            if (!keep[v])
-                dst[v] = out;
-            keep[v] |= (uint16_t)(((1u << n) - 1u) << lane);
-            q += n, out += n, left -= n;
+            int v = (int)(q >> 4), lane = (int)(q & 15u), n = 16 - lane < left ? 16 - lane : left;
+            if (v != cv) {
+                if (cv >= 0)
+                    keep[cv] = (uint16_t)ck;
+                cv = v, ck = 0, dst[v] = out;
+            }
+            ck |= ((1u << n) - 1u) << lane;
+            q += (unsigned)n, out += n, left -= n;
         }
     }
+    if (cv >= 0)
+        keep[cv] = (uint16_t)ck;
 }
 
 /* Grids whose positions or buffers would not fit an int. */
@@ -786,6 +835,7 @@ enum { S_GRID_MAX = 1 << 30 };
 
 enum {
     S_X4_CHUNK = 96 * 1024, /* X4 bytes a work item builds, at most (unless one block is more) */
+    S_CV_L1W = 48 * 1024,   /* weight panel bytes a work item keeps in L1 */
     S_CV_PAR_MIN = 16384,   /* phase-copy bytes worth filling on several threads */
 };
 
@@ -795,11 +845,13 @@ typedef struct s_cvlay {
     int64_t Sq, cstride;    /* phase copy: bytes per plane and per channel */
     int nq, nblk, dense;
     int K, Kp, kg, bpc;     /* bpc: blocks per work item, at most */
+    int wt_all;             /* a weight given as rows or 4-bit panels: every panel expanded
+                               into the slot at once (they fit in L1), else one at a time */
     size_t off_koff, off_keep, off_dst, off_slots, slot_x4, slot;
 } s_cvlay_t;
 
 /* 0 when the grid is too large. */
-static int s_cv_layout(const bs__qkernels_t *k, const bs_conv2d_t *g, int from_rows,
+static int s_cv_layout(const bs__qkernels_t *k, const bs_conv2d_t *g, int N, int from_rows,
                        s_cvlay_t *L)
 {
     memset(L, 0, sizeof *L);
@@ -843,17 +895,19 @@ static int s_cv_layout(const bs__qkernels_t *k, const bs_conv2d_t *g, int from_r
     off += L->dense ? 0 : s_align_up(sizeof(int32_t) * (size_t)L->nblk);
     L->off_slots = off;
     L->slot_x4 = s_align_up((size_t)L->bpc * (size_t)L->kg * 64);
-    L->slot = L->slot_x4 + (from_rows ? s_align_up((size_t)k->nr * (size_t)L->Kp) : 0);
+    size_t panel = (size_t)k->nr * (size_t)L->Kp;
+    size_t all = (size_t)((N < 1 ? 1 : N) + k->nr - 1) / (size_t)k->nr * panel;
+    L->wt_all = from_rows && all <= S_CV_L1W;
+    L->slot = L->slot_x4 + (from_rows ? s_align_up(L->wt_all ? all : panel) : 0);
     return 1;
 }
 
 size_t bs_qconv2d_scratch(const bs_conv2d_t *g, int N, int threads, int from_rows)
 {
     s_cvlay_t L;
-    (void)N;
     if (threads < 1)
         threads = 1;
-    if (!s_cv_layout(s_k(), g, from_rows, &L))
+    if (!s_cv_layout(s_k(), g, N, from_rows, &L))
         return 0;
     return S_ALIGN + L.off_slots + (size_t)threads * L.slot;
 }
@@ -971,6 +1025,29 @@ static void s_cv_fill(void *ctx, int c)
     }
 }
 
+/* Panel p of a weight given as 4-bit panels or rows, expanded into wt (nr * Kp codes). */
+static void s_cv_expand(const s_cvjob_t *j, int p, int8_t *wt)
+{
+    const bs__qkernels_t *k = j->k;
+    const s_cvlay_t *L = j->L;
+    int nr = k->nr, n0 = p * nr, nv = j->N - n0 < nr ? j->N - n0 : nr;
+    if (j->packed4) {
+        const uint8_t *src = j->packed4 + (int64_t)n0 * s_kp8(L->Kp) / 2;
+        int64_t nb = (int64_t)nr * L->Kp;
+        if (k->exp4 && nb % 64 == 0)
+            k->exp4(src, nb, wt);
+        else
+            s_exp4_ref(nr, src, nb, wt);
+        return;
+    }
+    for (int k0 = 0; k0 < L->Kp; k0 += S_KC) {
+        int kl = L->Kp - k0 < S_KC ? L->Kp - k0 : S_KC;
+        int8_t *d = wt + (int64_t)k0 * nr;
+        if (!k->unpack || !k->unpack(j->rows, n0, nv, k0, kl, d))
+            s_unpack_tile(k, j->rows, n0, nv, k0, kl, d);
+    }
+}
+
 /* One (chunk of blocks, chunk of panels) work item: the chunk's X4, then every tile. */
 static void s_cv_item(const s_cvjob_t *j, int item, char *slot)
 {
@@ -995,27 +1072,28 @@ static void s_cv_item(const s_cvjob_t *j, int item, char *slot)
     int p0 = pc * j->ppc, p1 = p0 + j->ppc < j->npanels ? p0 + j->ppc : j->npanels;
     int ntiles = (nb + cvb - 1) / cvb;
     int outer = j->tile_outer ? ntiles : 1, inner = j->tile_outer ? 1 : ntiles;
+    int64_t pb = (int64_t)nr * L->Kp;
+    if (j->packed4 && k->cvtile4 && L->nblk == 1) { /* a grid of one block: in place */
+        for (int p = p0; p < p1; p++) {
+            int n0 = p * nr, nv = j->N - n0 < nr ? j->N - n0 : nr;
+            k->cvtile4(kg, x4, j->packed4 + (int64_t)n0 * s_kp8(L->Kp) / 2, nv, j->e, n0,
+                       &j->gr, j->y + (size_t)((int64_t)n0 * j->gr.ys) * j->esz);
+        }
+        return;
+    }
+    if (!j->packed && L->wt_all) /* every panel of the chunk once, side by side */
+        for (int p = p0; p < p1; p++)
+            s_cv_expand(j, p, wt + (p - p0) * pb);
     for (int to = 0; to < outer; to++)
         for (int p = p0; p < p1; p++) {
             int n0 = p * nr, nv = j->N - n0 < nr ? j->N - n0 : nr;
             const int8_t *wp;
             if (j->packed) {
                 wp = j->packed + (int64_t)n0 * L->Kp;
-            } else if (j->packed4) {
-                const uint8_t *src = j->packed4 + (int64_t)n0 * L->Kp / 2;
-                int64_t nb = (int64_t)nr * L->Kp;
-                if (k->exp4 && nb % 64 == 0)
-                    k->exp4(src, nb, wt);
-                else
-                    s_exp4_ref(src, nb, wt);
-                wp = wt;
+            } else if (L->wt_all) {
+                wp = wt + (p - p0) * pb;
             } else {
-                for (int k0 = 0; k0 < L->Kp; k0 += S_KC) {
-                    int kl = L->Kp - k0 < S_KC ? L->Kp - k0 : S_KC;
-                    int8_t *d = wt + (int64_t)k0 * nr;
-                    if (!k->unpack || !k->unpack(j->rows, n0, nv, k0, kl, d))
-                        s_unpack_tile(k, j->rows, n0, nv, k0, kl, d);
-                }
+                s_cv_expand(j, p, wt);
                 wp = wt;
             }
             char *y = j->y + (size_t)((int64_t)n0 * j->gr.ys) * j->esz;
@@ -1051,7 +1129,7 @@ void bs_qconv2d(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad, const bs_qg
     if (g->OH <= 0 || g->OW <= 0 || W->N <= 0)
         return;
     s_cvlay_t L;
-    int ok = s_cv_layout(k, g, W->packed == NULL, &L);
+    int ok = s_cv_layout(k, g, W->N, W->packed == NULL, &L);
     assert(ok && W->K == L.K);
     assert(W->packed || W->packed4 || (W->rows && W->rows->N == W->N && W->rows->K == W->K));
     if (!ok)
@@ -1115,8 +1193,10 @@ void bs_qconv2d(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad, const bs_qg
     }
     j.ppc = (j.npanels + j.npc - 1) / j.npc;
     j.npc = (j.npanels + j.ppc - 1) / j.ppc;
-    /* packed weights that stay in L1: every panel per tile, so the tile's X4 stays too */
-    j.tile_outer = W->packed && (size_t)j.ppc * (size_t)k->nr * (size_t)L.Kp <= 48 * 1024;
+    /* packed weights that stay in L1 (or all expanded at once): every panel per tile, so the
+     * tile's X4 stays too */
+    j.tile_outer = W->packed ? (size_t)j.ppc * (size_t)k->nr * (size_t)L.Kp <= S_CV_L1W
+                             : L.wt_all;
     atomic_init(&j.next, 0);
     int items = j.nbc * j.npc;
     bs_threadpool_run(pool, items < threads ? items : threads, s_cv_slot, &j);

@@ -18,9 +18,11 @@
  *
  * Weights: the N x K codes of a bs_qweight_t (bs_quant.h: packed rows of 2..8 bits). 8-bit
  * weights are repacked once, at prepare time, into the selected instruction set's panel order
- * (bs_qgemm_pack; the same N*K bytes plus padding to whole panels); narrower weights stay in
- * their packed rows, and the kernel unpacks each panel's K block into a small tile in scratch
- * just before the micro-kernel reads it, so they are never expanded in memory.
+ * (bs_qgemm_pack; the same N*K bytes plus padding to whole panels); 4-bit weights may be
+ * repacked the same way two codes per byte (bs_qgemm_pack4, half the bytes), which the
+ * micro-kernel expands in registers; other narrower weights stay in their packed rows, and
+ * the kernel unpacks each panel's K block into a small tile in scratch just before the
+ * micro-kernel reads it, so they are never expanded in memory.
  *
  * Activations: X is M rows of uint8, row m at X + m*ldx, ldx >= BS_QK_PAD(K); the bytes of a row
  * in [K, BS_QK_PAD(K)) may hold anything (their weights are zero). bs_im2row_u8 builds X from
@@ -71,8 +73,9 @@ typedef struct bs_qgemm_w {
     int N, K;
     const void *packed;       /* bs_qgemm_pack of an 8-bit bs_qweight_t, for the ISA selected
                                  when it was packed; or NULL */
-    const void *packed4;      /* bs_qgemm_pack4 of a 4-bit bs_qweight_t, likewise; read by
-                                 bs_qconv2d only (bs_qgemm wants packed or rows); or NULL */
+    const void *packed4;      /* bs_qgemm_pack4 of a 4-bit bs_qweight_t, likewise (expanded
+                                 in registers, or a K block at a time into scratch); or
+                                 NULL */
     const bs_qweight_t *rows; /* when both are NULL: rows of any width 2..8 */
 } bs_qgemm_w_t;
 
@@ -92,17 +95,19 @@ size_t bs_qgemm_packed_size(int N, int K);
  * again after bs_qkernels_select. Like every reader of q here, it relies on the
  * BS_QWEIGHT_TAIL zero bytes after q's last row. */
 void bs_qgemm_pack(const bs_qweight_t *q, void *dst);
-/* The 4-bit form of bs_qgemm_pack: the same panel bytes, two codes per byte (byte 2m in the
- * low nibble, 2m + 1 in the high one), half the size; bs_qconv2d expands each panel just
- * before its tiles read it. q must hold 4-bit codes (within -8..7). */
+/* The 4-bit form of bs_qgemm_pack: the same panels, two codes per byte (groups of 4 k
+ * paired in the low and high nibbles, bs_qkernels_impl.h), half the size with K rounded up
+ * to a multiple of 8; bs_qgemm reads them in registers (a single tile of rows) or expands a
+ * K block at a time into scratch, bs_qconv2d likewise (in registers for a grid of one
+ * block). q must hold 4-bit codes (within -8..7). */
 size_t bs_qgemm_packed4_size(int N, int K);
 void bs_qgemm_pack4(const bs_qweight_t *q, void *dst);
 /* sum_k Wq[n, k] for each row n of q (any width), for the caller's off[]. */
 void bs_qweight_row_sums(const bs_qweight_t *q, int32_t *sums);
 /* Every code of q (any width) into codes[n*K + k] (N*K bytes, the caller's). */
 void bs_qweight_codes(const bs_qweight_t *q, int8_t *codes);
-/* Scratch bs_qgemm needs (from_rows: W given as rows, unpacked per tile); threads: the
- * pool's size. Any alignment. */
+/* Scratch bs_qgemm needs (from_rows: W given as rows or packed4, unpacked per tile);
+ * threads: the pool's size. Any alignment. */
 size_t bs_qgemm_scratch_size(int M, int N, int K, int threads, int from_rows);
 /* Y element (m, n) at Y + (m*sym + n*syn) elements (float or uint8 per e->out_u8). Sums are
  * exact and each element's epilogue is computed once, so Y is bitwise identical for any
@@ -127,7 +132,7 @@ void bs_im2row_u8(const bs_conv2d_t *g, const uint8_t *x, uint8_t pad, uint8_t *
  * raw[n][oh][ow] = sum_k input under tap k * Wq[n, k], then the epilogue e of bs_qgemm (off
  * and mult of channel n) into y: N output planes of OH*OW elements (float or uint8). Exactly
  * bs_im2row_u8 followed by bs_qgemm with sym = 1, syn = OH*OW, bit for bit, for any thread
- * count. scratch: bs_qconv2d_scratch(g, N, threads, W given as rows or packed4) bytes, any
+ * count. scratch: bs_qconv2d_scratch(g, W->N, threads, W given as rows or packed4) bytes, any
  * alignment (threads: the pool's size); 0 when the geometry is too large for bs_qconv2d (use
  * bs_im2row_u8 + bs_qgemm). Never allocates. */
 size_t bs_qconv2d_scratch(const bs_conv2d_t *g, int N, int threads, int from_rows);

@@ -23,7 +23,8 @@
  * Weight unpacking (rows of 8, 4 or 2 bits into panel tiles): 32 codes of a row per vector
  * (nibbles and 2-bit fields sign-extended through pshufb tables), then an 8 x 8 transpose of
  * 32-bit words puts 8 rows' groups of 4 codes side by side. 4-bit panels (bs_qgemm_pack4)
- * expand 32 codes per step: vpmovzxbw spreads the bytes, a shift lifts the high nibbles.
+ * expand 32 bytes of a pair of groups per step: the low nibbles are the first group's codes,
+ * the high ones (a shift down) the second's.
  *
  * Quantization: 32 floats per step. x * (1 / scale) is within about 2^-23 (relative) of the
  * quotient, so it rounds to the same integer as x / scale wherever it lies farther than 2^-9
@@ -696,17 +697,25 @@ void bs__qx4_avx2(const uint8_t *const src[4], int n, uint8_t *dst, int64_t ldb)
     }
 }
 
-/* 4-bit panels: each byte's two nibbles become two bytes (vpmovzxbw spreads the bytes to
- * 16-bit words, a shift moves the high nibble up), sign-extended as (v ^ 8) - 8. */
+/* 4-bit panels (bs_qkernels_impl.h), a pair of groups per 64 bytes: the low nibbles are
+ * the first group, the high ones (shifted down) the second, each sign-extended by a pshufb
+ * table lookup. */
 void bs__qexp4_avx2(const uint8_t *src, int64_t n, int8_t *dst)
 {
-    const __m256i lo = _mm256_set1_epi16(0x000F), hi = _mm256_set1_epi16(0x0F00);
-    const __m256i e8 = _mm256_set1_epi8(8);
-    for (int64_t i = 0; i < n; i += 32) {
-        __m256i t = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(src + i / 2)));
-        __m256i v = _mm256_or_si256(_mm256_and_si256(t, lo),
-                                    _mm256_and_si256(_mm256_slli_epi16(t, 4), hi));
-        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_sub_epi8(_mm256_xor_si256(v, e8), e8));
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    const __m256i t = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, 0,
+                                       1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
+    for (int64_t i = 0; i < n; i += 128) {
+        for (int h = 0; h < 2; h++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(src + i / 2 + 32 * h));
+            _mm256_storeu_si256((__m256i *)(dst + i + 32 * h),
+                                _mm256_shuffle_epi8(t, _mm256_and_si256(b, m)));
+            if (i + 64 < n) {
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m);
+                _mm256_storeu_si256((__m256i *)(dst + i + 64 + 32 * h),
+                                    _mm256_shuffle_epi8(t, hi));
+            }
+        }
     }
 }
 

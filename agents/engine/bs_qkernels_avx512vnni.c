@@ -12,7 +12,10 @@
  *
  * GEMM tile 12 x 16: 12 accumulators (enough independent chains to cover vpdpbusd's latency
  * at two per cycle), one panel load and twelve broadcasts of 4 X bytes per group of 4 k.
- * Shorter tiles are the same code specialised at compile time on their row count. The GEMM's
+ * Shorter tiles are the same code specialised at compile time on their row count. On 4-bit
+ * panels (tile4) one 64-byte load holds two groups, whose codes times 16 are a mask (high
+ * nibbles) or a mask and a pshufb (low nibbles) away, so the same vpdpbusd reads them (sums
+ * shifted back at the end); tiles of up to 4 rows give each row two accumulators. The GEMM's
  * epilogue, quantization and im2row are the AVX2 table's.
  *
  * bs_qconv2d (grid, X4 and tile in bs_qkernels_impl.h): X4 64 positions at a time (each
@@ -21,9 +24,10 @@
  * (24 accumulators; one block: 16 channels), per group of 4 taps one X4 load per block and
  * one broadcast weight word per channel; accumulators start at off. A grid of one block (16
  * positions or fewer) goes transposed instead: channels as lanes (one panel load per group),
- * each position's X4 word broadcast, then a 16 x 16 transpose. Epilogue per block: whole,
- * one masked run, two masked runs (the end of an output row and the start of the next), or
- * compressed, as the block's kept lanes say, worked out once per tile for all its channels.
+ * each position's X4 word broadcast, then a 16 x 16 transpose; on 4-bit panels it reads
+ * them in place, a pair of groups per load (cvtile4). Epilogue per block: whole, one masked
+ * run, two masked runs (the end of an output row and the start of the next), or compressed,
+ * as the block's kept lanes say, worked out once per tile for all its channels.
  *
  * Depthwise: planes of up to 64 outputs (144 at stride 1), kernels up to 4 wide, go 16
  * channels at a time with the channels as lanes (z_dwc): the planes are transposed into one
@@ -100,6 +104,85 @@ static void s_tile_avx512vnni(int kg, const uint8_t *x, int64_t ldx, int mv, con
     case 10: s_tile_n(10, kg, x, ldx, wp, acc, accumulate); break;
     case 11: s_tile_n(11, kg, x, ldx, wp, acc, accumulate); break;
     default: s_tile_n(12, kg, x, ldx, wp, acc, accumulate); break;
+    }
+}
+
+/* 16 times the low nibbles of b as signed bytes, (b << 4) & 0xF0, by a table lookup (port 5,
+ * beside vpdpbusd's port 0, where a shift would go). */
+S_INLINE __m512i s_lo16(__m512i b)
+{
+    const __m512i t = _mm512_broadcast_i32x4(_mm_setr_epi8(0x00, 0x10, 0x20, 0x30, 0x40, 0x50,
+                                                           0x60, 0x70, (char)0x80, (char)0x90,
+                                                           (char)0xA0, (char)0xB0, (char)0xC0,
+                                                           (char)0xD0, (char)0xE0, (char)0xF0));
+    return _mm512_shuffle_epi8(t, _mm512_and_si512(b, _mm512_set1_epi8(0x0F)));
+}
+
+/* 4-bit panels, a pair of groups per 64-byte load (bs_qkernels_impl.h): (b << 4) & 0xF0 and
+ * b & 0xF0 are 16 times the two groups' codes, each one vpdpbusd per row; the sums are
+ * shifted back before they are stored. */
+#define S_ROW4_INIT(i) __m512i d##i = _mm512_setzero_si512();
+#define S_ROW4_STEPD(i, gg, ww, hi)                                                              \
+    if (MR > i) {                                                                                \
+        __m512i *t = hi && MR <= 4 ? &d##i : &c##i;                                              \
+        *t = _mm512_dpbusd_epi32(*t, s_bcast4(x##i + 4 * (gg)), ww);                             \
+    }
+#define S_ROW4_STEPC(i, gg, ww)                                                                  \
+    if (MR > i)                                                                                  \
+        c##i = _mm512_dpbusd_epi32(c##i, s_bcast4(x##i + 4 * (gg)), ww);
+#define S_ROWS4(gg, ww, hi)                                                                      \
+    S_ROW4_STEPD(0, gg, ww, hi) S_ROW4_STEPD(1, gg, ww, hi) S_ROW4_STEPD(2, gg, ww, hi)          \
+    S_ROW4_STEPD(3, gg, ww, hi) S_ROW4_STEPC(4, gg, ww) S_ROW4_STEPC(5, gg, ww)                  \
+    S_ROW4_STEPC(6, gg, ww) S_ROW4_STEPC(7, gg, ww) S_ROW4_STEPC(8, gg, ww)                      \
+    S_ROW4_STEPC(9, gg, ww) S_ROW4_STEPC(10, gg, ww) S_ROW4_STEPC(11, gg, ww)
+#define S_ROW4_STORE(i, sum)                                                                     \
+    if (MR > i)                                                                                  \
+        s_store_acc(acc + i * Z_NR, _mm512_srai_epi32(sum, 4), accumulate);
+
+/* Rows 0..3 of tiles of up to 4 rows sum the high groups in d0..d3 (two dependency chains
+ * per row); the other rows use one accumulator. */
+S_INLINE void s_tile4_n(int MR, int kg, const uint8_t *x, int64_t ldx, const uint8_t *wp4,
+                        int32_t *acc, int accumulate)
+{
+    S_ROW_INIT(0) S_ROW_INIT(1) S_ROW_INIT(2) S_ROW_INIT(3) S_ROW_INIT(4) S_ROW_INIT(5)
+    S_ROW_INIT(6) S_ROW_INIT(7) S_ROW_INIT(8) S_ROW_INIT(9) S_ROW_INIT(10) S_ROW_INIT(11)
+    S_ROW4_INIT(0) S_ROW4_INIT(1) S_ROW4_INIT(2) S_ROW4_INIT(3)
+    const __m512i m = _mm512_set1_epi8((char)0xF0);
+    int g = 0;
+    for (; g + 2 <= kg; g += 2) {
+        __m512i b = _mm512_loadu_si512((const void *)(wp4 + (int64_t)g * 32));
+        __m512i wl = s_lo16(b);
+        __m512i wh = _mm512_and_si512(b, m);
+        S_ROWS4(g, wl, 0)
+        S_ROWS4(g + 1, wh, 1)
+    }
+    if (g < kg) { /* the last pair's low groups only */
+        __m512i b = _mm512_loadu_si512((const void *)(wp4 + (int64_t)g * 32));
+        __m512i wl = s_lo16(b);
+        S_ROWS4(g, wl, 0)
+    }
+    S_ROW4_STORE(0, _mm512_add_epi32(c0, d0)) S_ROW4_STORE(1, _mm512_add_epi32(c1, d1))
+    S_ROW4_STORE(2, _mm512_add_epi32(c2, d2)) S_ROW4_STORE(3, _mm512_add_epi32(c3, d3))
+    S_ROW4_STORE(4, c4) S_ROW4_STORE(5, c5) S_ROW4_STORE(6, c6) S_ROW4_STORE(7, c7)
+    S_ROW4_STORE(8, c8) S_ROW4_STORE(9, c9) S_ROW4_STORE(10, c10) S_ROW4_STORE(11, c11)
+}
+
+static void s_tile4_avx512vnni(int kg, const uint8_t *x, int64_t ldx, int mv,
+                               const uint8_t *wp4, int32_t *acc, int accumulate)
+{
+    switch (mv) {
+    case 1: s_tile4_n(1, kg, x, ldx, wp4, acc, accumulate); break;
+    case 2: s_tile4_n(2, kg, x, ldx, wp4, acc, accumulate); break;
+    case 3: s_tile4_n(3, kg, x, ldx, wp4, acc, accumulate); break;
+    case 4: s_tile4_n(4, kg, x, ldx, wp4, acc, accumulate); break;
+    case 5: s_tile4_n(5, kg, x, ldx, wp4, acc, accumulate); break;
+    case 6: s_tile4_n(6, kg, x, ldx, wp4, acc, accumulate); break;
+    case 7: s_tile4_n(7, kg, x, ldx, wp4, acc, accumulate); break;
+    case 8: s_tile4_n(8, kg, x, ldx, wp4, acc, accumulate); break;
+    case 9: s_tile4_n(9, kg, x, ldx, wp4, acc, accumulate); break;
+    case 10: s_tile4_n(10, kg, x, ldx, wp4, acc, accumulate); break;
+    case 11: s_tile4_n(11, kg, x, ldx, wp4, acc, accumulate); break;
+    default: s_tile4_n(12, kg, x, ldx, wp4, acc, accumulate); break;
     }
 }
 
@@ -756,17 +839,22 @@ static void z_dwc(const z_dwcg_t *z, const bs__qdwp_t *d, const uint8_t *x, cons
     }
 }
 
-/* 4-bit panels: each byte's two nibbles become two bytes (vpmovzxbw spreads the bytes to
- * 16-bit words, a shift moves the high nibble up), sign-extended as (v ^ 8) - 8. */
+/* 4-bit panels (bs_qkernels_impl.h), a pair of groups per 64-byte load: the low nibbles
+ * are the first group, the high ones (shifted down) the second, each sign-extended by a
+ * pshufb table lookup. */
 static void z_exp4(const uint8_t *src, int64_t n, int8_t *dst)
 {
-    const __m512i lo = _mm512_set1_epi16(0x000F), hi = _mm512_set1_epi16(0x0F00);
-    const __m512i e8 = _mm512_set1_epi8(8);
-    for (int64_t i = 0; i < n; i += 64) {
-        __m512i t = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(src + i / 2)));
-        __m512i v = _mm512_or_si512(_mm512_and_si512(t, lo),
-                                    _mm512_and_si512(_mm512_slli_epi16(t, 4), hi));
-        _mm512_storeu_si512((void *)(dst + i), _mm512_sub_epi8(_mm512_xor_si512(v, e8), e8));
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    const __m512i t = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6,
+                                                           -5, -4, -3, -2, -1));
+    for (int64_t i = 0; i < n; i += 128) {
+        __m512i b = _mm512_loadu_si512((const void *)(src + i / 2));
+        _mm512_storeu_si512((void *)(dst + i),
+                            _mm512_shuffle_epi8(t, _mm512_and_si512(b, m)));
+        if (i + 64 < n)
+            _mm512_storeu_si512((void *)(dst + i + 64),
+                                _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(b, 4),
+                                                                        m)));
     }
 }
 
@@ -778,7 +866,7 @@ static void z_exp4(const uint8_t *src, int64_t n, int8_t *dst)
  * broadcast; accumulator p holds position p of every channel. The epilogue runs per
  * position on the 16 channels (their off and mult vectors), a 16 x 16 transpose brings each
  * channel's positions together, and each channel's are stored as the block says. */
-S_INLINE void z_cv1(int U8, int NP, int kg, const uint8_t *x4, const int8_t *wp, int nv,
+S_INLINE void z_cv1(int U8, int NP, int W4, int kg, const uint8_t *x4, const void *wp, int nv,
                     const bs_qgemm_epi_t *e, int n0, const bs__qgrid_t *gr, char *y)
 {
     z_epc_t c = z_epc(e);
@@ -786,19 +874,44 @@ S_INLINE void z_cv1(int U8, int NP, int kg, const uint8_t *x4, const int8_t *wp,
     __m512i vo = _mm512_maskz_loadu_epi32(kn, e->off + n0);
     __m512 vm = _mm512_maskz_loadu_ps(kn, e->mult + n0);
     __m512i acc[16];
-#define Z_1I(i) acc[i] = vo;
+#define Z_1I(i) acc[i] = W4 ? _mm512_setzero_si512() : vo;
     Z_R16(Z_1I)
 #undef Z_1I
-    for (int g = 0; g < kg; g++) {
-        __m512i w = _mm512_loadu_si512((const void *)(wp + (int64_t)g * 64));
-        const uint8_t *xg = x4 + (int64_t)g * 64;
 #define Z_1A(i)                                                                                  \
     if (i < NP)                                                                                  \
         acc[i] = _mm512_dpbusd_epi32(acc[i],                                                     \
                                      _mm512_set1_epi32(z_word((const int8_t *)xg + 4 * i)), w);
-        Z_R16(Z_1A)
-#undef Z_1A
+    if (W4) { /* a pair of groups per load, 16 times the codes; shifted back, plus off */
+        const __m512i m = _mm512_set1_epi8((char)0xF0);
+        int g = 0;
+        for (; g + 2 <= kg; g += 2) {
+            __m512i b = _mm512_loadu_si512((const void *)((const uint8_t *)wp + (int64_t)g * 32));
+            __m512i w = s_lo16(b);
+            const uint8_t *xg = x4 + (int64_t)g * 64;
+            Z_R16(Z_1A)
+            w = _mm512_and_si512(b, m);
+            xg += 64;
+            Z_R16(Z_1A)
+        }
+        if (g < kg) { /* the last pair's low groups only */
+            __m512i b = _mm512_loadu_si512((const void *)((const uint8_t *)wp + (int64_t)g * 32));
+            __m512i w = s_lo16(b);
+            const uint8_t *xg = x4 + (int64_t)g * 64;
+            Z_R16(Z_1A)
+        }
+#define Z_1O(i)                                                                                  \
+    if (i < NP)                                                                                  \
+        acc[i] = _mm512_add_epi32(vo, _mm512_srai_epi32(acc[i], 4));
+        Z_R16(Z_1O)
+#undef Z_1O
+    } else {
+        for (int g = 0; g < kg; g++) {
+            __m512i w = _mm512_loadu_si512((const void *)((const int8_t *)wp + (int64_t)g * 64));
+            const uint8_t *xg = x4 + (int64_t)g * 64;
+            Z_R16(Z_1A)
+        }
     }
+#undef Z_1A
 #define Z_1E(i)                                                                                  \
     if (i < NP) {                                                                                \
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i]), vm);                                \
@@ -846,14 +959,31 @@ static void z_cvtile1(int kg, const uint8_t *x4, const int8_t *wp, int nv,
 {
     int np = (gr->nq + 3) / 4 * 4;
     switch (np * 2 + (e->out_u8 != 0)) {
-    case 8: z_cv1(0, 4, kg, x4, wp, nv, e, n0, gr, y); break;
-    case 9: z_cv1(1, 4, kg, x4, wp, nv, e, n0, gr, y); break;
-    case 16: z_cv1(0, 8, kg, x4, wp, nv, e, n0, gr, y); break;
-    case 17: z_cv1(1, 8, kg, x4, wp, nv, e, n0, gr, y); break;
-    case 24: z_cv1(0, 12, kg, x4, wp, nv, e, n0, gr, y); break;
-    case 25: z_cv1(1, 12, kg, x4, wp, nv, e, n0, gr, y); break;
-    case 32: z_cv1(0, 16, kg, x4, wp, nv, e, n0, gr, y); break;
-    default: z_cv1(1, 16, kg, x4, wp, nv, e, n0, gr, y); break;
+    case 8: z_cv1(0, 4, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    case 9: z_cv1(1, 4, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    case 16: z_cv1(0, 8, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    case 17: z_cv1(1, 8, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    case 24: z_cv1(0, 12, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    case 25: z_cv1(1, 12, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    case 32: z_cv1(0, 16, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    default: z_cv1(1, 16, 0, kg, x4, wp, nv, e, n0, gr, y); break;
+    }
+}
+
+/* bs__qcvtile4_fn: z_cvtile1 on a 4-bit panel, read in place. */
+static void z_cvtile14(int kg, const uint8_t *x4, const uint8_t *wp4, int nv,
+                       const bs_qgemm_epi_t *e, int n0, const bs__qgrid_t *gr, void *y)
+{
+    int np = (gr->nq + 3) / 4 * 4;
+    switch (np * 2 + (e->out_u8 != 0)) {
+    case 8: z_cv1(0, 4, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
+    case 9: z_cv1(1, 4, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
+    case 16: z_cv1(0, 8, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
+    case 17: z_cv1(1, 8, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
+    case 24: z_cv1(0, 12, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
+    case 25: z_cv1(1, 12, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
+    case 32: z_cv1(0, 16, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
+    default: z_cv1(1, 16, 1, kg, x4, wp4, nv, e, n0, gr, y); break;
     }
 }
 
@@ -896,4 +1026,6 @@ const bs__qkernels_t bs__qkernels_avx512vnni = {
     .dw = z_dw,
     .deint2 = bs__qdeint2_avx2,
     .exp4 = z_exp4,
+    .tile4 = s_tile4_avx512vnni,
+    .cvtile4 = z_cvtile14,
 };

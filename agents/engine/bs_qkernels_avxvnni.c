@@ -10,7 +10,9 @@
  *
  * GEMM tile 6 x 16: 12 accumulators, two panel loads and six broadcasts per group of 4 k,
  * twelve vpdpbusd (16 of the 16 ymm registers at most). Shorter tiles are the same code
- * specialised at compile time on their row count.
+ * specialised at compile time on their row count. On 4-bit panels (tile4) 64 bytes hold two
+ * groups, whose codes times 16 are a mask and a shift and a mask away, so the same vpdpbusd
+ * reads them (sums shifted back at the end).
  *
  * bs_qconv2d tile: 6 output channels by one block (two ymm of 8 positions), two vpdpbusd per
  * channel per group of 4 taps with the channel's word broadcast. Depthwise: the batch's
@@ -81,6 +83,59 @@ static void s_tile_avxvnni(int kg, const uint8_t *x, int64_t ldx, int mv, const 
     case 4: s_tile_n(4, kg, x, ldx, wp, acc, accumulate); break;
     case 5: s_tile_n(5, kg, x, ldx, wp, acc, accumulate); break;
     default: s_tile_n(6, kg, x, ldx, wp, acc, accumulate); break;
+    }
+}
+
+/* 4-bit panels, a pair of groups per 64 bytes (bs_qkernels_impl.h): (b << 4) & 0xF0 and
+ * b & 0xF0 are 16 times the two groups' codes, read by the same vpdpbusd; the sums are
+ * shifted back before they are stored. */
+#define S_ROW4_STEP(i, gg, v0, v1)                                                               \
+    if (MR > i) {                                                                                \
+        __m256i xb = s_bcast4(x##i + 4 * (gg));                                                  \
+        c##i##0 = _mm256_dpbusd_avx_epi32(c##i##0, xb, v0);                                      \
+        c##i##1 = _mm256_dpbusd_avx_epi32(c##i##1, xb, v1);                                      \
+    }
+#define S_ROWS4(gg, v0, v1)                                                                      \
+    S_ROW4_STEP(0, gg, v0, v1) S_ROW4_STEP(1, gg, v0, v1) S_ROW4_STEP(2, gg, v0, v1)             \
+    S_ROW4_STEP(3, gg, v0, v1) S_ROW4_STEP(4, gg, v0, v1) S_ROW4_STEP(5, gg, v0, v1)
+#define S_ROW4_STORE(i)                                                                          \
+    if (MR > i) {                                                                                \
+        s_store_acc(acc + i * V_NR, _mm256_srai_epi32(c##i##0, 4), accumulate);                  \
+        s_store_acc(acc + i * V_NR + 8, _mm256_srai_epi32(c##i##1, 4), accumulate);              \
+    }
+
+S_INLINE void s_tile4_n(int MR, int kg, const uint8_t *x, int64_t ldx, const uint8_t *wp4,
+                        int32_t *acc, int accumulate)
+{
+    S_ROW_INIT(0) S_ROW_INIT(1) S_ROW_INIT(2) S_ROW_INIT(3) S_ROW_INIT(4) S_ROW_INIT(5)
+    const __m256i m = _mm256_set1_epi8((char)0xF0);
+    int g = 0;
+    for (; g < kg; g += 2) {
+        const uint8_t *p = wp4 + (int64_t)g * 32;
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)p);
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+        __m256i l0 = _mm256_and_si256(_mm256_slli_epi16(b0, 4), m);
+        __m256i l1 = _mm256_and_si256(_mm256_slli_epi16(b1, 4), m);
+        S_ROWS4(g, l0, l1)
+        if (g + 1 < kg) {
+            __m256i h0 = _mm256_and_si256(b0, m), h1 = _mm256_and_si256(b1, m);
+            S_ROWS4(g + 1, h0, h1)
+        }
+    }
+    S_ROW4_STORE(0) S_ROW4_STORE(1) S_ROW4_STORE(2) S_ROW4_STORE(3) S_ROW4_STORE(4)
+    S_ROW4_STORE(5)
+}
+
+static void s_tile4_avxvnni(int kg, const uint8_t *x, int64_t ldx, int mv, const uint8_t *wp4,
+                            int32_t *acc, int accumulate)
+{
+    switch (mv) {
+    case 1: s_tile4_n(1, kg, x, ldx, wp4, acc, accumulate); break;
+    case 2: s_tile4_n(2, kg, x, ldx, wp4, acc, accumulate); break;
+    case 3: s_tile4_n(3, kg, x, ldx, wp4, acc, accumulate); break;
+    case 4: s_tile4_n(4, kg, x, ldx, wp4, acc, accumulate); break;
+    case 5: s_tile4_n(5, kg, x, ldx, wp4, acc, accumulate); break;
+    default: s_tile4_n(6, kg, x, ldx, wp4, acc, accumulate); break;
     }
 }
 
@@ -231,4 +286,5 @@ const bs__qkernels_t bs__qkernels_avxvnni = {
     .dw = s_dw_avxvnni,
     .deint2 = bs__qdeint2_avx2,
     .exp4 = bs__qexp4_avx2,
+    .tile4 = s_tile4_avxvnni,
 };

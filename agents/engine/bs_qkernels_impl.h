@@ -17,6 +17,16 @@
  * k0 (a multiple of 4) begins at panel + k0 * nr, so a micro-kernel sees the same layout in a
  * prepacked panel and in a tile unpacked into scratch.
  *
+ * 4-bit panels (bs_qgemm_pack4): the same panels with Kp rounded up to a multiple of 8 (Kp8;
+ * codes past K are zero), two codes per byte, groups of 4 k paired: with u = 4 * nr the bytes
+ * of one group of 4 k in the layout above, pair h (groups 2h and 2h + 1) is the u bytes at
+ * panel4 + h * u, byte i holding byte i of group 2h in its low nibble and byte i of group
+ * 2h + 1 in its high nibble (4-bit two's complement). A panel is nr * Kp8 / 2 bytes and a K
+ * block starting at k0 (a multiple of 8) begins at panel4 + k0 * nr / 2. Reading a whole byte
+ * of a pair as a signed byte: (b & 0xF0) is 16 times the high code, (b << 4) & 0xF0 16 times
+ * the low one, so a vpdpbusd on each gives 16 times the sums, exactly (|16 * sum| < 2^31 for
+ * K up to BS_QGEMM_K_MAX), and an arithmetic shift by 4 the sums.
+ *
  * Micro-kernel (tile): int32 sums of mv <= mr rows of X against one panel's K block,
  * stored (or added, for later K blocks) into acc rows nr apart. Integer sums are exact, so
  * the order of the k terms never matters: any blocking, thread count or instruction set gives
@@ -62,6 +72,10 @@
  * k (layout above). Rows of x at i >= mv are not read. */
 typedef void (*bs__qtile_fn)(int kg, const uint8_t *x, int64_t ldx, int mv, const int8_t *wp,
                              int32_t *acc, int accumulate);
+/* The tile on a 4-bit panel (layout above): the same sums, wp4 the panel's K block (kg
+ * groups from a pair boundary; when kg is odd the last pair's high nibbles are not read). */
+typedef void (*bs__qtile4_fn)(int kg, const uint8_t *x, int64_t ldx, int mv,
+                              const uint8_t *wp4, int32_t *acc, int accumulate);
 /* The epilogue of a tile: element (i, j), i < mv, j < nv, from acc[i*lda + j], output column
  * n0 + j (e->off[n0 + j], e->mult[n0 + j]), written at y + (i*sym + j*syn) elements (float or
  * uint8 per e->out_u8). */
@@ -97,6 +111,10 @@ typedef void (*bs__qx4_fn)(const uint8_t *const src[4], int n, uint8_t *dst, int
 typedef void (*bs__qcvtile_fn)(int kg, const uint8_t *x4, int64_t ldb, int nb, const int8_t *wp,
                                int nv, const bs_qgemm_epi_t *e, int n0, const bs__qgrid_t *gr,
                                int b0, void *y);
+/* The conv tile of a grid of one block (gr->nblk == 1, x4 at block 0) on a 4-bit panel
+ * (wp4: its group 0, layout above), read in place; otherwise as bs__qcvtile_fn. */
+typedef void (*bs__qcvtile4_fn)(int kg, const uint8_t *x4, const uint8_t *wp4, int nv,
+                                const bs_qgemm_epi_t *e, int n0, const bs__qgrid_t *gr, void *y);
 /* Depthwise layout, channel independent (bs_qkernels.c builds it per call). */
 typedef struct bs__qdwp {
     const bs_conv2d_t *g; /* the geometry (C: every channel, not just a batch's) */
@@ -126,8 +144,10 @@ typedef struct bs__qdwp {
 typedef void (*bs__qdw_fn)(const bs__qdwp_t *d, const uint8_t *x, const int8_t *w, int nch,
                            const int32_t *off, const float *mult, const bs_qgemm_epi_t *e,
                            uint8_t *buf, int32_t *wq, int fresh, void *y);
-/* n bytes (a multiple of 64) of a panel from their 4-bit form (bs_qgemm_pack4): dst[2m] the
- * low nibble of src[m], dst[2m + 1] the high one, each sign-extended. */
+/* n bytes (a multiple of 64 and of 4 * nr) of a panel from its 4-bit form from a pair
+ * boundary (layout above): group 2h from the low nibbles of pair h, group 2h + 1 from the
+ * high ones, each sign-extended; when n / (4 * nr) is odd, the last pair's high nibbles are
+ * not expanded. */
 typedef void (*bs__qexp4_fn)(const uint8_t *src, int64_t n, int8_t *dst);
 /* dst0[s] = src[2s], dst1[s] = src[2s + 1] for s < n; reads src[0 .. 2n) only. */
 typedef void (*bs__qdeint2_fn)(const uint8_t *src, int n, uint8_t *dst0, uint8_t *dst1);
@@ -148,6 +168,9 @@ typedef struct bs__qkernels {
     bs__qdw_fn dw;          /* depthwise channel */
     bs__qdeint2_fn deint2;  /* may be NULL: the portable stride-2 row split */
     bs__qexp4_fn exp4;      /* may be NULL: the portable expansion */
+    bs__qtile4_fn tile4;    /* may be NULL: bs_qgemm expands a 4-bit panel's K block with
+                               exp4 into scratch and calls tile */
+    bs__qcvtile4_fn cvtile4; /* may be NULL: bs_qconv2d expands 4-bit panels with exp4 */
 } bs__qkernels_t;
 
 #define BS__QNR_MAX 32

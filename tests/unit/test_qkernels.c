@@ -7,7 +7,8 @@
  * and CPU can run (AVX2 and AVX-VNNI on x86-64, NEON on arm64 - tools/cross-arm64.sh runs
  * this file under qemu-aarch64) must match it bit for bit: GEMM over random shapes with odd
  * M, N and K, K not a multiple of 4, several K and M blocks, M = 1, N below a panel, weights
- * of every width 2..8 given as rows and 8-bit weights prepacked, float and uint8 outputs
+ * of every width 2..8 given as rows, 8-bit weights prepacked and 4-bit panels (odd numbers
+ * of groups of 4), float and uint8 outputs
  * with each activation, row-major, plane (conv) and gapped output strides, and 1 and 3
  * threads; quantization (ties, values a few ulps from half integers, saturation, NaN and
  * infinities), im2row (padding, stride, dilation) and depthwise convolution likewise, and
@@ -128,7 +129,8 @@ typedef struct qcase {
     bs_qgemm_epi_t e;
 } qcase_t;
 
-/* layout: 0 row-major Y; 1 planes (sym == 1, as a convolution); 2 gaps between elements. */
+/* layout: 0 row-major Y; 1 planes (sym == 1, as a convolution); 2 gaps between elements.
+ * prepack: 0 rows, 1 8-bit panels, 2 4-bit panels (bits 4). */
 static void s_qcase_init(qcase_t *c, int M, int N, int K, int bits, int prepack, int out_u8,
                          int act, int layout)
 {
@@ -200,12 +202,16 @@ static void *s_qrun(const qcase_t *c, int threads)
     ASSERT(threads == 1 || pool);
     bs_qgemm_w_t W = {.N = c->N, .K = c->K, .rows = &c->q};
     void *packed = NULL;
-    if (c->prepack) {
+    if (c->prepack == 2) { /* 4-bit panels */
+        packed = s_alloc(bs_qgemm_packed4_size(c->N, c->K));
+        bs_qgemm_pack4(&c->q, packed);
+        W.packed4 = packed;
+    } else if (c->prepack) {
         packed = s_alloc(bs_qgemm_packed_size(c->N, c->K));
         bs_qgemm_pack(&c->q, packed);
         W.packed = packed;
     }
-    void *scratch = s_alloc(bs_qgemm_scratch_size(c->M, c->N, c->K, threads, !c->prepack));
+    void *scratch = s_alloc(bs_qgemm_scratch_size(c->M, c->N, c->K, threads, c->prepack != 1));
     void *Y = s_alloc(c->ylen * c->esz);
     s_fill_marker(c, Y);
     bs_qgemm(c->M, c->X, c->ldx, &W, &c->e, Y, c->sym, c->syn, scratch, pool);
@@ -272,6 +278,8 @@ static void s_qcase_pick(qcase_t *c, int i)
     int prepack = bits == 9;
     if (prepack)
         bits = 8;
+    if (bits == 4 && (i / 8) % 2) /* every other 4-bit case as 4-bit panels */
+        prepack = 2;
     int M = s_Ms[s_randi(0, NELEM(s_Ms) - 1)], N = s_Ns[s_randi(0, NELEM(s_Ns) - 1)];
     int K = s_Ks[s_randi(0, NELEM(s_Ks) - 1)];
     if (K > 1000 && M * N > 2000) /* keep the naive loops quick */
@@ -298,12 +306,14 @@ BS_TEST(qgemm_scalar_matches_naive)
 BS_TEST(qgemm_scalar_blocks_match_naive)
 {
     ASSERT_OK(bs_qkernels_select("scalar"));
-    static const int shapes[][3] = {{400, 5, 3001}, {1, 300, 2000}, {1100, 3, 64}, {2, 1, 4}};
+    static const int shapes[][3] = {{400, 5, 3001}, {1, 300, 2000}, {1100, 3, 64}, {2, 1, 4},
+                                    {3, 17, 1540}};
     for (int s = 0; s < NELEM(shapes); s++)
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < 5; v++) { /* 8-bit packed, 8-bit rows, 3-bit rows, 4-bit panels */
             qcase_t c;
-            s_qcase_init(&c, shapes[s][0], shapes[s][1], shapes[s][2], v < 2 ? 8 : 3, v == 0,
-                         v % 2, v % 3, v % 2);
+            s_qcase_init(&c, shapes[s][0], shapes[s][1], shapes[s][2],
+                         v < 2 ? 8 : (v == 4 ? 4 : 3), v == 0 ? 1 : (v == 4 ? 2 : 0), v % 2,
+                         v % 3, v % 2);
             void *ref = s_qnaive(&c);
             void *got = s_qrun(&c, 1);
             s_qcompare(&c, ref, got, "scalar blocks vs naive");
@@ -347,8 +357,10 @@ BS_TEST(qgemm_isa_tails)
         for (int N = 1; N <= 40; N += (N < 20 ? 1 : 7)) {
             qcase_t c;
             int K = s_Ks[(M * 7 + N) % NELEM(s_Ks)];
-            s_qcase_init(&c, M, N, K, 2 + (M + N) % 7, (M + N) % 5 == 0, N % 2, M % 3,
-                         (M + 2 * N) % 3);
+            int bits = 2 + (M + N) % 7, pp = (M + N) % 5 == 0;
+            if (bits == 4 && (M + N) % 2) /* some 4-bit cases as 4-bit panels */
+                pp = 2;
+            s_qcase_init(&c, M, N, K, bits, pp, N % 2, M % 3, (M + 2 * N) % 3);
             ASSERT_OK(bs_qkernels_select("scalar"));
             void *ref = s_qrun(&c, 1);
             for (int t = 0; t < n; t++) {
@@ -360,11 +372,13 @@ BS_TEST(qgemm_isa_tails)
             bs_free(ref);
             s_qcase_free(&c);
         }
-    static const int shapes[][3] = {{400, 37, 3001}, {1, 300, 2000}, {1100, 19, 64}};
+    static const int shapes[][3] = {{400, 37, 3001}, {1, 300, 2000}, {1100, 19, 64},
+                                    {1, 33, 1540}, {5, 64, 1568}};
     for (int s = 0; s < NELEM(shapes); s++)
-        for (int v = 0; v < 2; v++) {
+        for (int v = 0; v < 3; v++) { /* 8-bit packed, 5-bit rows, 4-bit panels */
             qcase_t c;
-            s_qcase_init(&c, shapes[s][0], shapes[s][1], shapes[s][2], v ? 5 : 8, !v, v, 2, v);
+            s_qcase_init(&c, shapes[s][0], shapes[s][1], shapes[s][2], v == 2 ? 4 : (v ? 5 : 8),
+                         v == 2 ? 2 : !v, v % 2, 2, v % 2);
             ASSERT_OK(bs_qkernels_select("scalar"));
             void *ref = s_qrun(&c, 1);
             for (int t = 0; t < n; t++) {
@@ -378,6 +392,38 @@ BS_TEST(qgemm_isa_tails)
             bs_free(ref);
             s_qcase_free(&c);
         }
+}
+
+/* 4-bit panels (bs_qgemm_pack4): tiles of every row count that reads them in place and
+ * more, panel tails, K with an odd number of groups of 4 (a half-used last pair), K not a
+ * multiple of 4, and two K blocks, against the naive loops, for every ISA, 1 and 3 threads. */
+BS_TEST(qgemm_packed4_matches_naive)
+{
+    static const int Ms[] = {1, 2, 3, 5, 6, 7, 11, 12, 13, 25};
+    static const int Ns[] = {1, 15, 16, 17, 33};
+    static const int Ks[] = {1, 4, 5, 8, 12, 13, 31, 100, 1540};
+    char isas[8][16];
+    int n = s_fast_isas(isas, 8);
+    for (int mi = 0; mi < NELEM(Ms); mi++)
+        for (int ni = 0; ni < NELEM(Ns); ni++)
+            for (int ki = 0; ki < NELEM(Ks); ki++) {
+                int i = (mi * NELEM(Ns) + ni) * NELEM(Ks) + ki;
+                qcase_t c;
+                s_qcase_init(&c, Ms[mi], Ns[ni], Ks[ki], 4, 2, i % 2, i % 3, (i / 2) % 3);
+                void *ref = s_qnaive(&c);
+                for (int t = -1; t < n; t++) {
+                    ASSERT_OK(bs_qkernels_select(t < 0 ? "scalar" : isas[t]));
+                    for (int th = 1; th <= 3; th += 2) {
+                        if (th == 3 && i % 4)
+                            continue;
+                        void *got = s_qrun(&c, th);
+                        s_qcompare(&c, ref, got, t < 0 ? "scalar" : isas[t]);
+                        bs_free(got);
+                    }
+                }
+                bs_free(ref);
+                s_qcase_free(&c);
+            }
 }
 
 /* Special epilogue values: offsets that wrap the int32 sum, zero, negative, huge and
@@ -950,8 +996,9 @@ BS_TEST(qconv2d_isa_matches_scalar)
 }
 
 /* Convolutions shaped like real layers (1x1 over many channels, 3x3 stride 1 and 2, a 5x5
- * with wide K, more blocks than one work item holds) and every output-channel count around
- * the panel and tile sizes, against im2row + bs_qgemm, for each ISA. */
+ * with wide K, more blocks than one work item holds, grids of one block with an odd number
+ * of groups of 4 taps) and every output-channel count around the panel and tile sizes,
+ * against im2row + bs_qgemm, for each ISA. */
 BS_TEST(qconv2d_matches_im2row_qgemm)
 {
     static const int shapes[][7] = {
@@ -959,6 +1006,7 @@ BS_TEST(qconv2d_matches_im2row_qgemm)
         {96, 24, 24, 1, 1, 0, 16}, {16, 48, 48, 1, 1, 0, 48}, {160, 3, 3, 1, 1, 0, 100},
         {3, 96, 96, 3, 2, 1, 16},  {32, 14, 14, 3, 1, 1, 33}, {16, 14, 14, 5, 1, 2, 32},
         {64, 7, 9, 3, 2, 1, 17},   {1, 28, 28, 5, 1, 2, 16},  {700, 5, 5, 3, 1, 1, 9},
+        {33, 3, 3, 1, 1, 0, 20},   {12, 2, 2, 3, 1, 1, 17}, /* one block, odd groups of 4 */
     };
     char isas[8][16];
     int ni = s_fast_isas(isas, 8);
@@ -1107,6 +1155,7 @@ BS_TEST(qgemm_throughput)
     X(qgemm_scalar_blocks_match_naive)                                                           \
     X(qgemm_isa_matches_scalar)                                                                  \
     X(qgemm_isa_tails)                                                                           \
+    X(qgemm_packed4_matches_naive)                                                               \
     X(qgemm_epilogue_special_values)                                                             \
     X(qgemm_degenerate)                                                                          \
     X(qweight_row_sums)                                                                          \

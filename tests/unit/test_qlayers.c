@@ -535,6 +535,80 @@ BS_TEST(gemv_packed_rows_equal_the_tiled_product)
     ASSERT_OK(bs_kernels_select(prev));
 }
 
+/* Gemm(A [M, K], W^T) + B at w{4,8,3}a8 against the math, every output: batch 1 (4-bit and
+ * 8-bit panels read by one tile, other widths bs__qgemv_rows) and larger batches (several
+ * tiles), K with an odd number of groups of 4 (a half-used last pair of a 4-bit panel), not a
+ * multiple of 4, and two K blocks; 1 and 2 threads. */
+BS_TEST(gemm_int8_matches_the_math)
+{
+    static const int Ms[] = {1, 3, 13}, Ks[] = {5, 12, 37, 100, 1540}, Ns[] = {3, 17, 33};
+    static const int bitss[] = {4, 8, 3};
+    int cnt = 0;
+    for (int bi = 0; bi < 3; bi++)
+        for (int mi = 0; mi < 3; mi++)
+            for (int ki = 0; ki < 5; ki++) {
+                int M = Ms[mi], K = Ks[ki], N = Ns[(mi + ki) % 3], bits = bitss[bi];
+                int threads = 1 + cnt++ % 2;
+                int64_t ad[2] = {M, K}, wd[2] = {N, K}, bd[1] = {N};
+                bs_shape_t as = s_shape(2, ad), wsh = s_shape(2, wd), bsh = s_shape(1, bd);
+                float *a = s_randv((int64_t)M * K), *w = s_randv((int64_t)N * K);
+                float *b = s_randv(N);
+                t_model_t *m = t_new(13);
+                t_input(m, "A", &as);
+                t_init(m, "W", &wsh, w);
+                t_init(m, "B", &bsh, b);
+                int k = t_node(m, "Gemm", "fc", "A,W,B", "Y");
+                t_attr_int(m, k, "transB", 1);
+                t_output(m, "Y");
+                char spec[16];
+                snprintf(spec, sizeof spec, "fc=w%da8", bits);
+                char *names[1] = {(char *)"A"};
+                bs_qparam_t qp = {.scale = 2.0f / 255.0f, .zero_point = 128};
+                bs_act_table_t act = {.n = 1, .names = names, .q = &qp};
+                bs_graph_opts_t o = {.threads = threads, .free_dim = 1, .precision = spec,
+                                     .act = &act};
+                bs_graph_t *g = NULL;
+                bs_err_t err;
+                if (t_load_opts(m, &o, &g, &err))
+                    bs_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+                ASSERT_OK(bs_graph_set_input(g, 0, BS_DT_FLOAT, a, bs_graph_input(g, 0)->nbytes,
+                                             &err));
+                ASSERT_OK(bs_graph_run(g, &err));
+                const float *y = bs_graph_output(g, 0)->data;
+                bs_qweight_t q;
+                ASSERT_OK(bs_quantize_weights(w, K, 1, N, K, bits, BS_QSCALE_MSE, &q, &err));
+                int8_t *codes = bs_malloc((size_t)K);
+                int64_t bad = 0;
+                for (int n = 0; n < N; n++) {
+                    bs_qweight_unpack_row(&q, n, 0, K, codes);
+                    double sc = (double)qp.scale * (double)q.scales[n];
+                    int32_t bq = s_rne_i32((double)b[n] / sc);
+                    for (int r = 0; r < M; r++) {
+                        int64_t acc = 0;
+                        for (int kk = 0; kk < K; kk++)
+                            acc += (int64_t)(s_q(a[(int64_t)r * K + kk], qp.scale,
+                                                 qp.zero_point) -
+                                             qp.zero_point) *
+                                   codes[kk];
+                        float v = (float)(int32_t)(acc + bq) * (float)sc;
+                        float got = y[(int64_t)r * N + n];
+                        if (got != v && bad++ < 5)
+                            fprintf(stderr, "gemm M=%d K=%d N=%d w%d: y[%d,%d] = %.9g, "
+                                            "expected %.9g\n",
+                                    M, K, N, bits, r, n, got, v);
+                    }
+                }
+                ASSERT_EQ(0, bad);
+                bs_free(codes);
+                bs_qweight_free(&q);
+                bs_graph_free(&g);
+                t_free(m);
+                bs_free(a);
+                bs_free(w);
+                bs_free(b);
+            }
+}
+
 /* ---- errors ----------------------------------------------------------------------------- */
 
 BS_TEST(precision_errors_name_layers)
@@ -625,6 +699,7 @@ BS_TEST(fmnist_uniform_precisions)
     X(adjacent_int8_layers_pass_uint8)                                                             \
     X(conv_transpose_quantized_per_output_channel)                                                 \
     X(gemv_packed_rows_equal_the_tiled_product)                                                    \
+    X(gemm_int8_matches_the_math)                                                                  \
     X(precision_errors_name_layers)                                                                \
     X(fmnist_uniform_precisions)
 BS_TEST_MAIN(TESTS)
