@@ -351,19 +351,7 @@ static cJSON *s_save(void *state)
     }
     bs_free(cands);
     bs_free(objs);
-    /* every candidate proposed, in slot order (set semantics only) */
-    int *all = ok ? bs_malloc(sizeof *all * w * (size_t)(s->proposed.count + 1)) : NULL;
-    if (ok && all) {
-        int64_t k = 0;
-        for (int64_t i = 0; i < s->proposed.cap; i++)
-            if (s->proposed.used[i])
-                memcpy(all + (size_t)(k++) * w, s->proposed.keys + (size_t)i * w,
-                       sizeof *all * (size_t)s->n);
-        ok = !bs_pol_put_ints(o, "proposed", all, k * s->n);
-    } else {
-        ok = 0;
-    }
-    bs_free(all);
+    ok = ok && !bs_pol_put_candset(o, "proposed", &s->proposed);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -374,7 +362,7 @@ static cJSON *s_save(void *state)
 static int s_load(void *state, const cJSON *saved, bs_err_t *err)
 {
     s_nsga2_t *s = state;
-    int64_t layers, objectives, n_pop, nprop = 0;
+    int64_t layers, objectives, n_pop;
     int rc;
     if ((rc = bs_pol_get_i64(saved, "layers", s->n, s->n, &layers, err)) ||
         (rc = bs_pol_get_i64(saved, "objectives", s->d, s->d, &objectives, err)) ||
@@ -407,26 +395,8 @@ static int s_load(void *state, const cJSON *saved, bs_err_t *err)
         s->pop[i].viol = objs[(size_t)i * (size_t)(s->d + 1) + (size_t)s->d];
     }
     s->n_pop = (int)n_pop;
-    if ((rc = bs_pol_get_len(saved, "proposed", &nprop, err)))
+    if ((rc = bs_pol_get_candset(saved, "proposed", s->space, &s->proposed, err)))
         goto out;
-    if (s->n && nprop % s->n) {
-        rc = bs_err_set(err, BS_EPROTO, "policy state: proposed: length %lld is not a multiple "
-                        "of %d layers", (long long)nprop, s->n);
-        goto out;
-    }
-    bs_free(cands);
-    cands = bs_malloc(sizeof *cands * (size_t)(nprop + 1));
-    if (!cands) {
-        rc = bs_err_set(err, BS_ENOMEM, "nsga2: out of memory");
-        goto out;
-    }
-    if ((rc = bs_pol_get_ints(saved, "proposed", cands, nprop, err)))
-        goto out;
-    for (int64_t i = 0; s->n && i < nprop / s->n; i++)
-        if (bs_candset_add(&s->proposed, cands + i * s->n) < 0) {
-            rc = bs_err_set(err, BS_ENOMEM, "nsga2: out of memory");
-            goto out;
-        }
     if (s->n_pop)
         s_select(s); /* recompute ranks and crowding */
 out:

@@ -458,19 +458,11 @@ static cJSON *s_save(void *state)
     int ok = o && inner && cJSON_AddItemToObject(o, "inner", inner);
     if (!ok)
         cJSON_Delete(inner);
-    size_t w = s->n ? (size_t)s->n : 1;
-    int *all = ok ? bs_malloc(sizeof *all * w * (size_t)(s->proposed.count + 1)) : NULL;
-    int64_t k = 0;
-    for (int64_t i = 0; all && i < s->proposed.cap; i++)
-        if (s->proposed.used[i])
-            memcpy(all + (size_t)(k++) * w, s->proposed.keys + (size_t)i * w,
-                   sizeof *all * (size_t)s->n);
-    ok = ok && all && !bs_pol_put_i64(o, "layers", s->n) && !bs_pol_put_i64(o, "have", s->have) &&
+    ok = ok && !bs_pol_put_i64(o, "layers", s->n) && !bs_pol_put_i64(o, "have", s->have) &&
          !bs_pol_put_i64(o, "next_slot", s->next_slot) &&
          !bs_pol_put_i64(o, "n_slots", s->n_slots) && !bs_pol_put_i64(o, "n_seeds", s->n_seeds) &&
          !bs_pol_put_f64s(o, "delta", s->delta, (int64_t)s->n * BS_MAX_CHOICES) &&
-         !bs_pol_put_ints(o, "proposed", all, k * s->n) && !s_put_models(s, o);
-    bs_free(all);
+         !bs_pol_put_candset(o, "proposed", &s->proposed) && !s_put_models(s, o);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -481,7 +473,7 @@ static cJSON *s_save(void *state)
 static int s_load(void *state, const cJSON *saved, bs_err_t *err)
 {
     s_sens_t *s = state;
-    int64_t layers, have, next_slot, n_slots, n_seeds, np;
+    int64_t layers, have, next_slot, n_slots, n_seeds;
     int rc;
     if ((rc = bs_pol_get_i64(saved, "layers", s->n, s->n, &layers, err)) ||
         (rc = bs_pol_get_i64(saved, "have", 0, 1, &have, err)) ||
@@ -489,33 +481,8 @@ static int s_load(void *state, const cJSON *saved, bs_err_t *err)
         (rc = bs_pol_get_i64(saved, "next_slot", 0, n_slots, &next_slot, err)) ||
         (rc = bs_pol_get_i64(saved, "n_seeds", 0, n_slots, &n_seeds, err)) ||
         (rc = bs_pol_get_f64s(saved, "delta", s->delta, (int64_t)s->n * BS_MAX_CHOICES, err)) ||
-        (rc = bs_pol_get_len(saved, "proposed", &np, err)))
+        (rc = bs_pol_get_candset(saved, "proposed", s->space, &s->proposed, err)))
         return rc;
-    if (s->n && np % s->n)
-        return bs_err_set(err, BS_EPROTO, "policy state: proposed: length %lld is not a "
-                          "multiple of %d layers", (long long)np, s->n);
-    int *all = bs_malloc(sizeof *all * (size_t)(np + 1));
-    if (!all)
-        return bs_err_set(err, BS_ENOMEM, "sensitivity policy: out of memory");
-    if ((rc = bs_pol_get_ints(saved, "proposed", all, np, err))) {
-        bs_free(all);
-        return rc;
-    }
-    for (int64_t i = 0; s->n && i < np / s->n; i++) {
-        for (int l = 0; l < s->n; l++) {
-            int c = all[i * s->n + l];
-            if (c < 0 || c >= s->space->layers[l].n_choices) {
-                bs_free(all);
-                return bs_err_set(err, BS_EPROTO, "policy state: proposed: choice %d of layer "
-                                  "%d out of range", c, l);
-            }
-        }
-        if (bs_candset_add(&s->proposed, all + i * s->n) < 0) {
-            bs_free(all);
-            return bs_err_set(err, BS_ENOMEM, "sensitivity policy: out of memory");
-        }
-    }
-    bs_free(all);
     s->have = (int)have;
     s->next_slot = (int)next_slot;
     s->n_slots = (int)n_slots;

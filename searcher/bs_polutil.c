@@ -154,6 +154,61 @@ void bs_candset_free(bs_candset_t *s)
     memset(s, 0, sizeof *s);
 }
 
+int bs_pol_put_candset(cJSON *obj, const char *key, const bs_candset_t *s)
+{
+    size_t w = s->n ? (size_t)s->n : 1;
+    int *all = bs_malloc(sizeof *all * w * (size_t)(s->count + 1));
+    if (!all)
+        return BS_ENOMEM;
+    int64_t k = 0;
+    for (int64_t i = 0; i < s->cap; i++)
+        if (s->used[i])
+            memcpy(all + (size_t)(k++) * w, s->keys + (size_t)i * w, sizeof *all * (size_t)s->n);
+    int rc = bs_pol_put_ints(obj, key, all, k * s->n);
+    bs_free(all);
+    return rc;
+}
+
+int bs_pol_get_candset(const cJSON *obj, const char *key, const bs_space_t *space,
+                       bs_candset_t *s, bs_err_t *err)
+{
+    int n = space->n_layers;
+    int64_t len;
+    int rc = bs_pol_get_len(obj, key, &len, err);
+    if (rc)
+        return rc;
+    if (n && len % n)
+        return bs_err_set(err, BS_EPROTO, "policy state: key \"%s\": length %lld is not a "
+                          "multiple of %d layers", key, (long long)len, n);
+    int *all = bs_malloc(sizeof *all * (size_t)(len + 1));
+    if (!all)
+        return bs_err_set(err, BS_ENOMEM, "policy state: out of memory");
+    if ((rc = bs_pol_get_ints(obj, key, all, len, err)))
+        goto out;
+    bs_candset_free(s);
+    if (bs_candset_init(s, n)) {
+        rc = bs_err_set(err, BS_ENOMEM, "policy state: out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; n && i < len / n; i++) {
+        for (int l = 0; l < n; l++) {
+            int c = all[i * n + l];
+            if (c < 0 || c >= space->layers[l].n_choices) {
+                rc = bs_err_set(err, BS_EPROTO, "policy state: key \"%s\": choice %d of layer "
+                                "%d out of range", key, c, l);
+                goto out;
+            }
+        }
+        if (bs_candset_add(s, all + i * n) < 0) {
+            rc = bs_err_set(err, BS_ENOMEM, "policy state: out of memory");
+            goto out;
+        }
+    }
+out:
+    bs_free(all);
+    return rc;
+}
+
 /* ---- choice order -------------------------------------------------------------------------- */
 
 void bs_pol_choice_order(const bs_space_layer_t *l, int *order)

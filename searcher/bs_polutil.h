@@ -44,6 +44,13 @@ int bs_candset_add(bs_candset_t *s, const int *cand);     /* 1 added, 0 present,
 int bs_candset_has(const bs_candset_t *s, const int *cand);
 void bs_candset_free(bs_candset_t *s);
 
+/* A candidate set as a flat JSON integer array (n ints per candidate, slot order) under key;
+ * get_candset empties *s and refills it, checking every choice against the space (BS_EPROTO
+ * naming the key, BS_ENOMEM). */
+int bs_pol_put_candset(cJSON *obj, const char *key, const bs_candset_t *s);
+int bs_pol_get_candset(const cJSON *obj, const char *key, const bs_space_t *space,
+                       bs_candset_t *s, bs_err_t *err);
+
 /* Choices of layer l ordered from most to least precise (weight bits, then activation bits,
  * both descending): order[0..n_choices). */
 void bs_pol_choice_order(const bs_space_layer_t *l, int *order);
