@@ -5,24 +5,45 @@
  * Episode. One proposal is one episode. It first draws cost targets t_k in (0, 1], one per
  * minimised cost objective (latency, weight bytes, ...; each relative to the all-fp32
  * prediction of its cost model): a Halton point (bases 2, 3, 5, 7) with a Cranley-Patterson
- * shift drawn from the seed, mapped onto [lo_k, 1], where lo_k is the least precise
- * configuration's predicted ratio and, after warm-up, no lower than 0.1 below the cheapest
- * configuration seen to satisfy every constraint (targets below it only find infeasible
- * points). This is the epsilon-constraint method: each episode asks for the most accurate
- * configuration inside a box of costs, so the episodes sweep the whole trade-off and the
- * proposals form a front, not one point (a weighted sum of costs would miss non-convex parts).
- * At layer l the state is the layer's static features (index / n, kind one-hot, log input and
- * output channels, log kernel, stride, log parameters, log MACs; each min-max normalised over
- * the layers), the previous action and the targets. The actor (sigmoid output) gives a in
- * [0, 1]; during the warm-up episodes a is uniform instead, afterwards it is drawn from a
- * normal around the actor's output truncated to [0, 1] with sigma decaying per episode. a
- * maps by rounding to the layer's choices ordered from most precise (a = 1) to least precise
- * (a = 0, bs_pol_choice_order). The candidate then goes through bs_cost_enforce twice: toward
- * the episode's targets (limit_k = t_k * fp32 prediction) and then the campaign's budgets, so
- * a proposal meets every budget by prediction. If the result was already proposed it is
- * perturbed (a random walk moving one random layer one step, then budgets again), then drawn
- * at random, a bounded number of times; if nothing new turns up it is proposed anyway and the
- * searcher falls back.
+ * shift drawn from the seed, mapped onto [lo_k, 1], where lo_k is the least ratio any
+ * configuration reaches by prediction (the base plus each layer's cheapest term: NOT the least
+ * precise configuration's ratio, since latency is not monotone in precision: w2a32 or w32a8 can
+ * run slower than fp32 while w4a8 is the fastest, so that floor would keep every latency target
+ * near 1 and leave the fast end of the front to chance) and, after warm-up, no lower than 0.1
+ * below the cheapest configuration seen to satisfy every constraint (targets below it only find
+ * infeasible points). This is the epsilon-constraint method: each episode asks for the most
+ * accurate configuration inside a box of costs, so the episodes sweep the whole trade-off and
+ * the proposals form a front, not one point (a weighted sum of costs would miss non-convex
+ * parts). At layer l the state is the layer's static features (index / n, kind one-hot, log
+ * input and output channels, log kernel, stride, log parameters, log MACs; each min-max
+ * normalised over the layers), the previous action and the targets. The actor (sigmoid output)
+ * gives a in [0, 1], drawn from a normal around the actor's output truncated to [0, 1] with
+ * sigma decaying per episode; a maps by rounding to the layer's choices ordered from most
+ * precise (a = 1) to least precise (a = 0, bs_pol_choice_order). The candidate is then moved
+ * toward the episode's targets (limit_k = t_k * fp32 prediction) as HAQ lowers bit widths until
+ * its budget holds, except that a move may go to any choice of a layer whose predicted costs
+ * lower the summed excess (s_repair: most excess removed per precision lost), again because a
+ * less precise choice is not always the cheaper one; then bs_cost_enforce applies the
+ * campaign's budgets, so a proposal meets every budget by prediction.
+ *
+ * Warm-up. The first `warmup` episodes (default: a tenth of the budget, at most 20, but at least
+ * the most choices of any layer) ignore the actor and the targets: they are a Latin hypercube
+ * over each layer's choices (every block of n_choices episodes gives each layer each of its
+ * choices once, in an order hashed from the seed, the layer and the block). So the cost models
+ * see every (layer, choice) term, with its profiled time, early, whatever the results HAQ did
+ * not propose held; a term never observed keeps the prior's shape (w4a8 as fast as w8a8), and
+ * the repair then prefers the more precise of two equally cheap-looking choices, so the truly
+ * fastest choice of a layer could stay untried for hundreds of episodes.
+ * Why seeding used to hurt: with the latency floor at the least precise configuration (0.93 of
+ * fp32 on the bundled model) the latency targets were inert and the fast corner of the front
+ * (w4a8 in conv2 and fc1) was found only by action noise. Unseeded, the first episodes are
+ * near uniform (actor output about 0.5, sigma 0.5) and hit it; seeded, the actor is trained on
+ * the 13 seeds' episodes before its first proposal (observe() counts every result toward the
+ * warm-up), the seeds hold w8a8 where the front wants w4a8, and the prior cannot tell the two
+ * apart, so the search circled the seeds. Both causes are removed above.
+ * If a candidate was already proposed it is perturbed (a random walk moving one random layer
+ * one step, then budgets again), then drawn at random, a bounded number of times; if nothing
+ * new turns up it is proposed anyway and the searcher falls back.
  *
  * Learning. observe() finds the candidate's pending episode (proposals may be many while
  * results are in flight); a result for a candidate it did not propose (a seed, a replayed
@@ -65,7 +86,6 @@ typedef struct s_haq {
     int *order;   /* owned: [n][BS_MAX_CHOICES] most to least precise */
     int *pos_of;  /* owned: [n][BS_MAX_CHOICES] choice -> position */
     int *fp32;    /* owned: [n] the most precise candidate */
-    int *low;     /* owned: [n] the least precise candidate */
     double *feat; /* owned: [n][S_NF] */
     double space_size;
     /* parameters */
@@ -153,6 +173,24 @@ static double s_ratio(const s_haq_t *h, int k, const int *cand)
     return full > 0 ? v / full : 1.0;
 }
 
+/* the least predicted cost ratio any candidate reaches for cost objective k: the base plus each
+ * layer's cheapest term (not the least precise candidate's: latency is not monotone in
+ * precision, w2a32 runs slower than w4a8) */
+static double s_min_ratio(const s_haq_t *h, int k)
+{
+    double full = bs_cost_predict(h->obj[k], h->fp32);
+    double v = bs_cost_base(h->obj[k]);
+    for (int l = 0; l < h->n; l++) {
+        double m = INFINITY;
+        for (int c = 0; c < h->space->layers[l].n_choices; c++) {
+            double x = bs_cost_term(h->obj[k], l, c);
+            m = x < m ? x : m;
+        }
+        v += m;
+    }
+    return full > 0 ? v / full : 1.0;
+}
+
 static double s_truncnorm(bs_rng_t *r, double mu, double sigma)
 {
     for (int i = 0; i < 20; i++) {
@@ -173,7 +211,6 @@ static void s_destroy(void *state)
     bs_free(h->order);
     bs_free(h->pos_of);
     bs_free(h->fp32);
-    bs_free(h->low);
     bs_free(h->feat);
     for (int k = 0; k < BS_MAX_OBJECTIVES; k++)
         bs_cost_free(&h->obj[k]);
@@ -209,8 +246,13 @@ static int s_params(s_haq_t *h, const bs_policy_ctx_t *ctx, bs_err_t *err)
 {
     const bs_config_t *cfg = ctx->cfg;
     const cJSON *p = ctx->params;
-    int64_t wdef = cfg->budget_evals / 10;
-    wdef = wdef < 1 ? 1 : wdef > 20 ? 20 : wdef;
+    /* warm-up: a tenth of the budget, at most 20, and at least one Latin-hypercube block (the
+     * most choices of any layer) so that every (layer, choice) term gets measured */
+    int64_t wdef = cfg->budget_evals / 10, wmin = 1;
+    for (int l = 0; l < h->n; l++)
+        wmin = h->space->layers[l].n_choices > wmin ? h->space->layers[l].n_choices : wmin;
+    wdef = wdef > 20 ? 20 : wdef;
+    wdef = wdef < wmin ? wmin : wdef;
     int rc;
     if ((rc = bs_pol_param_int(cfg, p, "warmup", 0, 1000000, wdef, &h->warmup, err)) ||
         (rc = bs_pol_param_int(cfg, p, "hidden", 4, 512, 64, &h->hidden, err)) ||
@@ -303,10 +345,9 @@ static int s_create(const bs_policy_ctx_t *ctx, void **state, bs_err_t *err)
     h->order = bs_malloc(nn * BS_MAX_CHOICES * sizeof *h->order);
     h->pos_of = bs_malloc(nn * BS_MAX_CHOICES * sizeof *h->pos_of);
     h->fp32 = bs_malloc(nn * sizeof *h->fp32);
-    h->low = bs_malloc(nn * sizeof *h->low);
     h->pact = bs_malloc(nn * sizeof *h->pact);
     h->feat = bs_malloc(nn * S_NF * sizeof *h->feat);
-    if (!h->order || !h->pos_of || !h->fp32 || !h->low || !h->pact || !h->feat)
+    if (!h->order || !h->pos_of || !h->fp32 || !h->pact || !h->feat)
         goto oom;
     h->space_size = 1;
     for (int l = 0; l < n; l++) {
@@ -316,7 +357,6 @@ static int s_create(const bs_policy_ctx_t *ctx, void **state, bs_err_t *err)
         for (int k = 0; k < L->n_choices; k++)
             h->pos_of[(size_t)l * BS_MAX_CHOICES + o[k]] = k;
         h->fp32[l] = o[0];
-        h->low[l] = o[L->n_choices - 1];
         h->space_size *= L->n_choices;
     }
     s_features(h);
@@ -385,13 +425,72 @@ static void s_targets(s_haq_t *h, double *t)
     for (int k = 0; k < h->n_cost; k++) {
         double u = s_halton(h->episode + 1, bases[k]) + h->shift[k];
         u -= floor(u);
-        double lo = s_ratio(h, k, h->low);
+        double lo = s_min_ratio(h, k);
         if (h->episode >= h->warmup && h->feas_lo[k] <= 1) {
             double flo = h->feas_lo[k] - 0.1 * (1 - lo);
             lo = flo > lo ? flo : lo;
         }
         lo = s_clamp01(lo);
         t[k] = lo + (1 - lo) * u;
+    }
+}
+
+/* summed relative excess of the predictions pred[k] over the limits lim[k] */
+static double s_excess(const double *pred, const double *lim, int nk)
+{
+    double e = 0;
+    for (int k = 0; k < nk; k++)
+        if (pred[k] > lim[k])
+            e += (pred[k] - lim[k]) / (lim[k] > 0 ? lim[k] : 1.0);
+    return e;
+}
+
+/* Moves cand toward the episode's cost targets (limits lim[k]) one layer at a time, HAQ's
+ * "decrease the bitwidth until the budget holds", except that a move may go to ANY choice of
+ * the layer whose predicted costs lower the summed excess: latency is not monotone in precision
+ * (w4a8 runs faster than w2a32, and w8a8 faster than w32a8), so a less precise choice is not
+ * always the cheaper one. Among the moves, the one with the most excess removed per precision
+ * lost (log2 of the bit ratios, at least 0.1; a move to a more precise choice counts 0.1). The
+ * summed excess falls strictly at every step, so the walk ends. */
+static void s_repair(const s_haq_t *h, const double *lim, int *cand)
+{
+    int nk = h->n_cost;
+    double pred[BS_MAX_OBJECTIVES], nxt[BS_MAX_OBJECTIVES];
+    for (int k = 0; k < nk; k++)
+        pred[k] = bs_cost_predict(h->obj[k], cand);
+    for (int step = 0; step < 64 * h->n; step++) {
+        double e0 = s_excess(pred, lim, nk);
+        if (!(e0 > 0))
+            return;
+        int bl = -1, bc = -1;
+        double best = 0;
+        for (int l = 0; l < h->n; l++) {
+            const bs_space_layer_t *L = &h->space->layers[l];
+            bs_prec_t from = L->choices[cand[l]];
+            for (int c = 0; c < L->n_choices; c++) {
+                if (c == cand[l])
+                    continue;
+                for (int k = 0; k < nk; k++)
+                    nxt[k] = pred[k] - bs_cost_term(h->obj[k], l, cand[l]) +
+                             bs_cost_term(h->obj[k], l, c);
+                double gain = e0 - s_excess(nxt, lim, nk);
+                if (!(gain > 1e-12 * (1 + e0)))
+                    continue;
+                bs_prec_t to = L->choices[c];
+                double lost = log2((double)from.w / to.w) + log2((double)from.a / to.a);
+                gain /= lost > 0.1 ? lost : 0.1;
+                if (gain > best) {
+                    best = gain;
+                    bl = l;
+                    bc = c;
+                }
+            }
+        }
+        if (bl < 0)
+            return;
+        for (int k = 0; k < nk; k++)
+            pred[k] += bs_cost_term(h->obj[k], bl, bc) - bs_cost_term(h->obj[k], bl, cand[bl]);
+        cand[bl] = bc;
     }
 }
 
@@ -402,9 +501,7 @@ static int s_enforce(s_haq_t *h, const double *t, int *cand)
         double lim[BS_MAX_OBJECTIVES];
         for (int k = 0; k < h->n_cost; k++)
             lim[k] = t[k] * bs_cost_predict(h->obj[k], h->fp32);
-        int rc = bs_cost_enforce(h->obj, lim, h->n_cost, h->space, cand);
-        if (rc < 0)
-            return rc;
+        s_repair(h, lim, cand);
     }
     if (h->n_bud > 0) {
         int rc = bs_cost_enforce(h->bud, h->bud_lim, h->n_bud, h->space, cand);
@@ -412,6 +509,28 @@ static int s_enforce(s_haq_t *h, const double *t, int *cand)
             return rc;
     }
     return 0;
+}
+
+/* Position (0 = most precise) of layer l in warm-up episode e: a Latin hypercube over each
+ * layer's choices, every block of n_choices episodes visiting each choice of each layer once in
+ * an order of its own (a permutation hashed from the seed, the layer and the block), so that
+ * the cost models see every (layer, choice) term, and its profiled time, within the first
+ * max(n_choices) results, whatever the seeds before them held. */
+static int s_warm_pos(const s_haq_t *h, int l, int64_t e)
+{
+    int nc = h->space->layers[l].n_choices, perm[BS_MAX_CHOICES];
+    bs_rng_t r;
+    uint64_t key = (uint64_t)(h->shift[0] * 9007199254740992.0);
+    bs_rng_seed(&r, key ^ ((uint64_t)(l + 1) * 0x9e3779b97f4a7c15ull) ^
+                        ((uint64_t)(e / nc + 1) * 0xc2b2ae3d27d4eb4full));
+    for (int i = 0; i < nc; i++)
+        perm[i] = i;
+    for (int i = nc - 1; i > 0; i--) {
+        int j = (int)bs_rng_below(&r, (uint32_t)(i + 1)), x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+    }
+    return perm[e % nc];
 }
 
 static double s_sigma(const s_haq_t *h)
@@ -460,7 +579,8 @@ static int s_propose(void *state, int *out)
     for (int l = 0; l < n; l++) {
         double a;
         if (h->episode < h->warmup) {
-            a = bs_rng_uniform(&h->rng);
+            int nc = h->space->layers[l].n_choices;
+            a = nc > 1 ? 1.0 - (double)s_warm_pos(h, l, h->episode) / (nc - 1) : 1.0;
         } else {
             s_state(h, l, prev, t, s);
             int rc = bs_nn_forward(h->actor, s, 1, NULL);
@@ -472,9 +592,10 @@ static int s_propose(void *state, int *out)
         out[l] = s_choice(h, l, a);
         prev = a;
     }
+    int warm = h->episode < h->warmup;
     h->episode++;
-    int rc = s_enforce(h, t, out);
-    int moved = 0;
+    int rc = s_enforce(h, warm ? NULL : t, out); /* warm-up keeps its stratified choices */
+    int moved = warm;
     for (int tries = 0; !rc && tries < 2 * S_TRIES && bs_candset_has(&h->proposed, out); tries++) {
         moved = 1;
         if (tries < S_TRIES) { /* a random walk around the episode's candidate */

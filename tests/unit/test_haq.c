@@ -6,7 +6,8 @@
  *
  * The toy: 4 layers x {w32,w8,w4,w2} x {a32,a8}; accuracy = 0.95 minus per-layer penalties that
  * grow as bits shrink, scaled by a per-layer sensitivity; weight bytes exactly n_params * w / 8;
- * latency additive with int8 activations faster.
+ * latency additive with int8 activations faster (or, for the non-monotone case, with 2-bit
+ * weights slower than everything: s_w2_slow, as unpacking 2-bit rows costs on a real engine).
  */
 #include <math.h>
 
@@ -22,6 +23,7 @@ static const uint8_t s_w[4] = {32, 8, 4, 2};
 static const uint8_t s_a[2] = {32, 8};
 static const int64_t s_params[NL] = {320, 4640, 9000, 1290};
 static const double s_sens[NL] = {1.5, 0.3, 0.6, 1.0};
+static int s_w2_slow; /* 2-bit weights run slower than fp32 */
 
 typedef struct toy {
     bs_space_layer_t layers[NL];
@@ -88,6 +90,8 @@ static double s_lat(const toy_t *t, const int *cand, double *layer_ms)
     for (int l = 0; l < NL; l++) {
         bs_prec_t p = t->layers[l].choices[cand[l]];
         double f = p.w == 32 ? 1.0 : p.a == 8 ? 0.25 + 0.02 * p.w : 0.85;
+        if (s_w2_slow && p.w == 2)
+            f = 1.3;
         double v = 1e-5 * (double)t->layers[l].desc.macs * f;
         if (layer_ms)
             layer_ms[l] = v;
@@ -216,6 +220,69 @@ BS_TEST(exhausts_small_space)
     ASSERT_EQ(BS_EEXHAUSTED, bs_policy_haq.propose(st, cand));
     bs_candset_free(&seen);
     bs_policy_haq.destroy(st);
+    cJSON_Delete(t.params);
+}
+
+/* The warm-up is a Latin hypercube: in its first 8 episodes every layer takes each of its 8
+ * choices once (no budget here to move them), so every cost term gets measured. */
+BS_TEST(warmup_covers_every_choice)
+{
+    bs_alloc_init();
+    toy_t t;
+    s_toy(&t, "{\"name\": \"haq\", \"hidden\": 8, \"batch\": 8, \"warmup\": 16}");
+    void *st = s_make(&t, 7);
+    /* results it did not propose (seeds) do not disturb the design */
+    int seed1[NL] = {0, 0, 0, 0}, seed2[NL] = {1, 1, 1, 1};
+    s_observe(&bs_policy_haq, st, &t, seed1, 1);
+    s_observe(&bs_policy_haq, st, &t, seed2, 1);
+    for (int block = 0; block < 2; block++) {
+        int hit[NL][8] = {{0}};
+        for (int e = 0; e < 8; e++) {
+            int cand[NL];
+            ASSERT_OK(bs_policy_haq.propose(st, cand));
+            s_valid(cand);
+            for (int l = 0; l < NL; l++)
+                hit[l][cand[l]]++;
+            s_observe(&bs_policy_haq, st, &t, cand, 1);
+        }
+        for (int l = 0; l < NL; l++)
+            for (int c = 0; c < 8; c++)
+                if (block == 0 && hit[l][c] != 1)
+                    bs_test_fail(__FILE__, __LINE__, "block %d layer %d choice %d: %d times",
+                                 block, l, c, hit[l][c]);
+    }
+    bs_policy_haq.destroy(st);
+    cJSON_Delete(t.params);
+}
+
+/* Latency not monotone in precision (2-bit weights the slowest, w4a8 the fastest): the episodes'
+ * latency targets must still reach down to the fastest configurations, which are neither the
+ * least precise one nor reachable by only lowering precision from it. */
+BS_TEST(finds_fastest_when_latency_not_monotone)
+{
+    bs_alloc_init();
+    s_w2_slow = 1;
+    toy_t t;
+    s_toy(&t, "{\"name\": \"haq\", \"hidden\": 16, \"batch\": 16}");
+    int fast[NL] = {5, 5, 5, 5}, low[NL] = {7, 7, 7, 7}, fp32[NL] = {0, 0, 0, 0};
+    double best = s_lat(&t, fast, NULL);
+    ASSERT(s_lat(&t, low, NULL) > s_lat(&t, fp32, NULL)); /* the toy is what it says */
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        void *st = s_make(&t, seed);
+        double found = INFINITY;
+        for (int i = 0; i < 60; i++) {
+            int cand[NL];
+            ASSERT_OK(bs_policy_haq.propose(st, cand));
+            double v = s_lat(&t, cand, NULL);
+            found = v < found ? v : found;
+            s_observe(&bs_policy_haq, st, &t, cand, 1);
+        }
+        if (found > best * 1.02)
+            bs_test_fail(__FILE__, __LINE__, "seed %llu: fastest proposal %.4f, best %.4f",
+                         (unsigned long long)seed, found, best);
+        bs_policy_haq.destroy(st);
+    }
+    s_w2_slow = 0;
     cJSON_Delete(t.params);
 }
 
@@ -375,5 +442,6 @@ BS_TEST(learning_beats_random)
 #define TESTS(X)                                                                                  \
     X(params)                                                                                     \
     X(proposals_valid_and_new) X(exhausts_small_space) X(budgets_hold_by_prediction)              \
-        X(resume_proposes_the_same) X(learning_beats_random)
+        X(resume_proposes_the_same) X(learning_beats_random) X(warmup_covers_every_choice)        \
+            X(finds_fastest_when_latency_not_monotone)
 BS_TEST_MAIN(TESTS)
