@@ -113,16 +113,22 @@ void bs_hv_norm_init(bs_hv_norm_t *nm, const bs_config_t *cfg)
     }
 }
 
-void bs_hv_norm_include(bs_hv_norm_t *nm, const double *v)
+int bs_hv_norm_include(bs_hv_norm_t *nm, const double *v)
 {
+    int moved = 0;
     for (int i = 0; i < nm->d; i++) {
         if (!isfinite(v[i]))
             continue;
-        if (v[i] < nm->ideal[i])
+        if (v[i] < nm->ideal[i]) {
             nm->ideal[i] = v[i];
-        if (!nm->fixed[i] && v[i] > nm->ref[i])
+            moved = 1;
+        }
+        if (!nm->fixed[i] && v[i] > nm->ref[i]) {
             nm->ref[i] = v[i];
+            moved = 1;
+        }
     }
+    return moved;
 }
 
 double bs_hv_normalized(const bs_hv_norm_t *nm, const double *pts, int n)
@@ -130,9 +136,12 @@ double bs_hv_normalized(const bs_hv_norm_t *nm, const double *pts, int n)
     int d = nm->d;
     if (n <= 0 || d < 1)
         return NAN;
-    for (int i = 0; i < d; i++)
-        if (!isfinite(nm->ideal[i]) || !isfinite(nm->ref[i]) || !(nm->ref[i] > nm->ideal[i]))
+    for (int i = 0; i < d; i++) {
+        if (!isfinite(nm->ideal[i]) || !isfinite(nm->ref[i]))
             return NAN;
+        if (!(nm->ref[i] > nm->ideal[i]))
+            return nm->fixed[i] ? 0.0 : NAN; /* a campaign reference nothing beats: 0 */
+    }
     double *q = bs_malloc(sizeof *q * (size_t)n * (size_t)d);
     if (!q)
         return -1;

@@ -17,8 +17,10 @@
  * recreated and fed every stored evaluation instead; the searcher logs why.
  *
  * Sensitivity. A policy that seeds from the per-layer sensitivity measurements implements
- * sensitivity(); the searcher calls it with the stored table at start and again each time a
- * sensitivity job's rows are stored. Until it has them such a policy answers BS_EAGAIN.
+ * sensitivity(); the searcher calls it with the stored table (averaged over the agent names
+ * stored so far) at start and again each time a sensitivity job's rows are stored, and with an
+ * empty table (n_agents 0) when every sensitivity job has failed. Until it has a table such a
+ * policy answers BS_EAGAIN; the seeder uses the first table it gets.
  */
 #ifndef BS_POLICY_H
 #define BS_POLICY_H

@@ -4,17 +4,19 @@
  * Selected as "policy": {"name": "sensitivity", "then": "nsga2"} or as any policy with
  * "seed_from": "sensitivity" (the searcher then wraps that policy in this one). It waits
  * (BS_EAGAIN) for the sensitivity table: each layer alone at each precision, the rest fp32,
- * the change in accuracy, averaged over the agents that measured it. It then treats accuracy
- * loss as additive over layers (damage(l, c) = max(0, -delta)) and cost as additive too (the
- * per-layer terms of bs_cost: weight bytes exactly, latency and energy from the MAC-based prior
- * until results teach it, from the per-layer profiles where present), and proposes seeds that
- * trade one for the other, one "slot" at a time:
+ * the change in accuracy, averaged over the agents stored when it arrives (the first table is
+ * used; after a give-up, a later table still is while no seed has gone out). It then treats
+ * accuracy loss as additive over layers (damage(l, c) = max(0, -delta)) and cost as additive
+ * too (the per-layer terms of bs_cost: weight bytes exactly, latency and energy from the
+ * MAC-based prior until results teach it, from the per-layer profiles where present), and
+ * proposes seeds that trade one for the other, one "slot" at a time:
  *
  *  - a slot is a cost level, a weighting of the campaign's minimised cost objectives (each
  *    alone, and all equally when there are several; the scalar cost of a choice is the
  *    weighted sum of its terms, each relative to the all-fp32 total of that objective) and a
- *    method: a multiple-choice knapsack (dynamic programming over 256 cost buckets, costs
- *    rounded up so a solution never exceeds its budget) that minimises the summed damage, or a
+ *    method: a multiple-choice knapsack (dynamic programming over 256 buckets of the cost above
+ *    each layer's cheapest choice, rounded up so a solution never exceeds its budget; the most
+ *    precise level takes each layer's least damaging choice) that minimises the damage, or a
  *    greedy walk that lowers, from the most precise configuration, the step with the least
  *    damage per unit of cost saved until the budget holds (`method`: knapsack, greedy, both);
  *  - `levels` budgets lie evenly between the cheapest reachable configuration and the most
@@ -55,6 +57,7 @@ typedef struct s_sens {
     int levels;
     int use_knapsack, use_greedy;
     int have;               /* the table arrived (or will never come) */
+    int gave_up;            /* have came from "no table is coming" */
     int next_slot, n_slots; /* seeds still to come: slots [next_slot, n_slots) */
     int n_seeds;            /* seeds proposed */
     double *delta;          /* owned: the table, [l * BS_MAX_CHOICES + c] */
@@ -184,9 +187,9 @@ static int s_usable(const s_problem_t *p, int l, int c)
 static int s_knapsack(const s_problem_t *p, double budget, double cmax, int *out, int *dp_choice,
                       double *dp, double *next)
 {
-    double unit = cmax / S_BUCKETS;
+    double unit = cmax / S_BUCKETS; /* cmax: the span of the shifted costs */
     if (!(unit > 0))
-        return 0;
+        unit = 1; /* every choice costs the same: every shifted cost is 0 */
     int cap = (int)floor(budget / unit + 1e-9);
     if (cap > S_BUCKETS)
         cap = S_BUCKETS;
@@ -314,12 +317,19 @@ static int s_n_weightings(const s_sens_t *s)
     return s->n_obj_cost + (s->n_obj_cost > 1);
 }
 
+static int s_total_slots(const s_sens_t *s)
+{
+    return s->levels * s_n_weightings(s) * (s->use_knapsack + s->use_greedy);
+}
+
 /* Computes the seed of a slot into s->cand. 1 if the slot has one, 0 if not. */
 static int s_seed(s_sens_t *s, int slot)
 {
     int n = s->n, k = s->n_obj_cost, n_w = s_n_weightings(s);
     int methods = s->use_knapsack + s->use_greedy;
     int lvls[64];
+    if (slot < 0 || slot / (methods * n_w) >= s->levels)
+        return 0;
     s_level_order(s->levels, lvls);
     int method = slot % methods, wi = (slot / methods) % n_w;
     int level = lvls[slot / (methods * n_w)];
@@ -365,12 +375,34 @@ static int s_seed(s_sens_t *s, int slot)
             p.damage[l * BS_MAX_CHOICES + c0] = 0;
             lo = hi = 0;
         }
+        /* costs above the layer's cheapest choice: the knapsack's rounding then only applies
+         * to what a level adds over the cheapest configuration, which fits exactly */
+        for (int c = 0; c < s->space->layers[l].n_choices; c++)
+            if (!isnan(p.cost[l * BS_MAX_CHOICES + c]))
+                p.cost[l * BS_MAX_CHOICES + c] -= lo;
         cmin += lo;
         cmax += hi;
     }
-    double budget = cmin + (cmax - cmin) * level / (s->levels - 1);
-    int found = knapsack ? s_knapsack(&p, budget, cmax, s->cand, s->dp_choice, s->dp, s->next)
+    double span = cmax - cmin;
+    double budget = span * level / (s->levels - 1);
+    int found;
+    if (level == s->levels - 1) {
+        /* no cost limit: the least damage per layer, ties to the more precise choice */
+        for (int l = 0; l < n; l++) {
+            const int *ord = s->order + (size_t)l * BS_MAX_CHOICES;
+            int best = -1;
+            for (int i = 0; i < s->space->layers[l].n_choices; i++)
+                if (s_usable(&p, l, ord[i]) &&
+                    (best < 0 || p.damage[l * BS_MAX_CHOICES + ord[i]] <
+                                     p.damage[l * BS_MAX_CHOICES + best]))
+                    best = ord[i];
+            s->cand[l] = best;
+        }
+        found = 1;
+    } else {
+        found = knapsack ? s_knapsack(&p, budget, span, s->cand, s->dp_choice, s->dp, s->next)
                          : s_greedy(&p, budget, s->cand, s->order);
+    }
     if (found && s->n_budgets &&
         bs_cost_enforce(s->budgets, s->limits, s->n_budgets, s->space, s->cand) < 0)
         found = 0;
@@ -380,17 +412,20 @@ static int s_seed(s_sens_t *s, int slot)
 static void s_sensitivity(void *state, const bs_policy_sens_t *t)
 {
     s_sens_t *s = state;
-    if (s->have)
+    /* the first table is used; a table after a give-up is used too while no seed went out */
+    if (s->have && !(s->gave_up && t->n_agents > 0 && t->delta && s->n_seeds == 0))
         return;
     s->have = 1;
+    s->gave_up = 0;
     if (t->n_agents == 0 || !t->delta) {
+        s->gave_up = 1;
         BS_WARN(S_MOD, "no sensitivity measurements: handing over to %s without seeds",
                 s->inner->name);
         return;
     }
     memcpy(s->delta, t->delta, sizeof *s->delta * (size_t)s->n * BS_MAX_CHOICES);
     s->next_slot = 0;
-    s->n_slots = s->levels * s_n_weightings(s) * (s->use_knapsack + s->use_greedy);
+    s->n_slots = s_total_slots(s);
     BS_INFO(S_MOD, "sensitivity seeding: up to %d seeds from %d agent table(s), then %s",
             s->n_slots, t->n_agents, s->inner->name);
 }
@@ -459,6 +494,7 @@ static cJSON *s_save(void *state)
     if (!ok)
         cJSON_Delete(inner);
     ok = ok && !bs_pol_put_i64(o, "layers", s->n) && !bs_pol_put_i64(o, "have", s->have) &&
+         !bs_pol_put_i64(o, "gave_up", s->gave_up) &&
          !bs_pol_put_i64(o, "next_slot", s->next_slot) &&
          !bs_pol_put_i64(o, "n_slots", s->n_slots) && !bs_pol_put_i64(o, "n_seeds", s->n_seeds) &&
          !bs_pol_put_f64s(o, "delta", s->delta, (int64_t)s->n * BS_MAX_CHOICES) &&
@@ -473,17 +509,23 @@ static cJSON *s_save(void *state)
 static int s_load(void *state, const cJSON *saved, bs_err_t *err)
 {
     s_sens_t *s = state;
-    int64_t layers, have, next_slot, n_slots, n_seeds;
+    int64_t layers, have, gave_up, next_slot, n_slots, n_seeds;
     int rc;
     if ((rc = bs_pol_get_i64(saved, "layers", s->n, s->n, &layers, err)) ||
         (rc = bs_pol_get_i64(saved, "have", 0, 1, &have, err)) ||
-        (rc = bs_pol_get_i64(saved, "n_slots", 0, 64 * 8 * 2, &n_slots, err)) ||
+        (rc = bs_pol_get_i64(saved, "gave_up", 0, 1, &gave_up, err)) ||
+        (rc = bs_pol_get_i64(saved, "n_slots", 0, s_total_slots(s), &n_slots, err)) ||
         (rc = bs_pol_get_i64(saved, "next_slot", 0, n_slots, &next_slot, err)) ||
         (rc = bs_pol_get_i64(saved, "n_seeds", 0, n_slots, &n_seeds, err)) ||
         (rc = bs_pol_get_f64s(saved, "delta", s->delta, (int64_t)s->n * BS_MAX_CHOICES, err)) ||
         (rc = bs_pol_get_candset(saved, "proposed", s->space, &s->proposed, err)))
         return rc;
+    if (n_slots != 0 && n_slots != s_total_slots(s))
+        return bs_err_set(err, BS_EPROTO, "policy state: n_slots %lld does not match this "
+                          "campaign's levels and method (%d slots)", (long long)n_slots,
+                          s_total_slots(s));
     s->have = (int)have;
+    s->gave_up = (int)gave_up;
     s->next_slot = (int)next_slot;
     s->n_slots = (int)n_slots;
     s->n_seeds = (int)n_seeds;

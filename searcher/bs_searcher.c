@@ -16,10 +16,19 @@
  * be counted twice. Job ids embed the searcher's start time, so a result for a job of an
  * earlier searcher process never matches a job of this one.
  *
+ * Policy state and progress: after each stored result the policy observes it (with the
+ * per-layer times of the RESULT's profile), the hypervolume of the front is recomputed when the
+ * front or its normalisation changed (bs_hv.h) and written to `progress` in the same
+ * transaction, and the policy's state is saved to `policy_state` (spaced so saving takes under
+ * a tenth of the time; always at the end).
+ *
  * Resume: at start the store is read back: evaluated configurations are known (never
- * dispatched again) and replayed into the policy and the front; configurations stored but never
+ * dispatched again) and go to the front; the policy's saved state is restored and only the
+ * evaluations after its `last_evaluation_id` are replayed into it (all of them when there is
+ * no state, or one that does not load: the reason is logged); configurations stored but never
  * evaluated (in flight when the previous searcher died) are queued first. --budget counts the
- * total across runs.
+ * total across runs. A policy that seeds from sensitivity gets the stored table at start and
+ * again when a sensitivity job's rows are stored.
  *
  * Sensitivity: with a "sensitivity" section, each agent name (HELLO.name) gets one sensitivity
  * job (JOB.kind "sensitivity": every layer alone at each precision, the rest fp32), handed to
@@ -374,14 +383,17 @@ static void s_sens_feed(s_searcher_t *s, int give_up)
         goto out;
     }
     double base_sum = 0;
-    int n_agents = 0;
+    int n_agents = 0, n_base = 0;
     const char *last_agent = NULL;
     for (int i = 0; i < list.n; i++) {
         const bs_sens_entry_t *e = &list.rows[i];
         if (!last_agent || strcmp(last_agent, e->agent) != 0) {
             last_agent = e->agent;
             n_agents++;
-            base_sum += isnan(e->baseline) ? 0 : e->baseline;
+            if (!isnan(e->baseline)) {
+                base_sum += e->baseline;
+                n_base++;
+            }
         }
         bs_prec_t p;
         if (isnan(e->delta) || bs_prec_parse(e->precision, &p) != 0)
@@ -408,7 +420,7 @@ static void s_sens_feed(s_searcher_t *s, int give_up)
     bs_policy_sens_t t = {
         .n_layers = n,
         .delta = sum,
-        .baseline = n_agents ? base_sum / n_agents : NAN,
+        .baseline = n_base ? base_sum / n_base : NAN,
         .n_agents = n_agents,
     };
     s->policy->sensitivity(s->policy_state, &t);
@@ -451,9 +463,10 @@ static const double *s_layer_ms(s_searcher_t *s, const cJSON *result)
     return any ? s->layer_ms : NULL;
 }
 
-/* Hands one stored result to the policy and to the hypervolume's normalisation. */
-static void s_observe(s_searcher_t *s, int64_t eval_id, const int *cand, int ok,
-                      const bs_metrics_t *m, const cJSON *result)
+/* Hands one stored result to the policy and to the hypervolume's normalisation. Returns 1
+ * when the normalisation moved. */
+static int s_observe(s_searcher_t *s, int64_t eval_id, const int *cand, int ok,
+                     const bs_metrics_t *m, const cJSON *result)
 {
     bs_policy_obs_t obs = {
         .cand = cand,
@@ -464,8 +477,8 @@ static void s_observe(s_searcher_t *s, int64_t eval_id, const int *cand, int ok,
     s->policy->observe(s->policy_state, &obs);
     s->last_eval_id = eval_id;
     double v[BS_MAX_OBJECTIVES];
-    if (ok && bs_pareto_feasible(s->front, m) && bs_pol_objectives(s->cfg, m, v))
-        bs_hv_norm_include(&s->hv_norm, v);
+    return ok && bs_pareto_feasible(s->front, m) && bs_pol_objectives(s->cfg, m, v) &&
+           bs_hv_norm_include(&s->hv_norm, v);
 }
 
 /* The front's hypervolume under the current normalisation (bs_hv.h). */
@@ -558,9 +571,10 @@ static void s_finish_job(s_searcher_t *s, s_job_t *j, int ok, const bs_metrics_t
     }
     if (rc == 0) {
         cJSON *result = result_json ? cJSON_Parse(result_json) : NULL;
-        s_observe(s, eval_id, j->cand, ok, &rec.m, result);
+        int moved = s_observe(s, eval_id, j->cand, ok, &rec.m, result);
         cJSON_Delete(result);
-        s_hv_update(s);
+        if (changed || moved) /* otherwise the hypervolume is what it was */
+            s_hv_update(s);
         rc = bs_store_progress_add(s->store, s->campaign_id, s->done + 1,
                                    bs_pareto_size(s->front), s->hv);
     }
@@ -621,7 +635,10 @@ static void s_attempt_failed(s_searcher_t *s, s_job_t *j, const char *outcome, i
         if (s_set_add(&s->sens_done, j->sens_agent) != 0)
             BS_ERROR(S_MOD, "out of memory noting that %s failed", label);
         s_job_free(j);
-        s_sens_feed(s, 1);
+        /* no table is coming once no other sensitivity job waits or runs (a seeder that gave
+         * up still takes a table that lands before its first seed) */
+        if (!s->sens_queue && s->n_sens_leased == 0)
+            s_sens_feed(s, 1);
     }
 }
 

@@ -117,6 +117,13 @@ BS_TEST(hv_normalisation)
     bs_hv_norm_include(&nm, b);
     double v = bs_hv_normalized(&nm, b, 1); /* b: acc (0.9-0.8)/(0.9-0.7) = 0.5, bytes 0 */
     ASSERT_DBL_NEAR(0.5, v, 1e-12);
+    /* a campaign reference nothing beats: 0, not undefined */
+    cfg.hv_ref[0] = 0.95;
+    bs_hv_norm_init(&nm, &cfg);
+    bs_hv_norm_include(&nm, a);
+    ASSERT_EQ(0, bs_hv_norm_include(&nm, a)); /* nothing moved */
+    bs_hv_norm_include(&nm, b);
+    ASSERT_DBL_NEAR(0.0, bs_hv_normalized(&nm, both, 2), 0);
 }
 
 /* ---- shared pieces ------------------------------------------------------------------------- */
@@ -486,14 +493,19 @@ BS_TEST(sens_knapsack_spares_the_sensitive_layers)
     /* every seed is optimal for its bytes: no configuration of the space that is smaller by
      * more than the knapsack's rounding (6 layers x 1/256 of the all-fp32 bytes) is more
      * accurate */
-    double fp32 = 0;
-    for (int l = 0; l < S_L; l++)
+    double fp32 = 0, cheapest = 0;
+    for (int l = 0; l < S_L; l++) {
         fp32 += t.bytes[l][0];
+        cheapest += t.bytes[l][6];
+    }
+    int saw_fp32 = 0, saw_cheapest = 0;
     for (int i = 0; i < 5; i++) {
         int c[S_L];
         ASSERT_OK(bs_policy_sens.propose(st, c));
         bs_metrics_t m;
         s_toy_eval(&t, c, &m);
+        saw_fp32 |= (double)m.weight_bytes == fp32 && m.accuracy == 0.92;
+        saw_cheapest |= (double)m.weight_bytes == cheapest;
         double best = -1;
         int x[S_L];
         for (int code = 0; code < 1 << (3 * S_L); code++) {
@@ -506,6 +518,8 @@ BS_TEST(sens_knapsack_spares_the_sensitive_layers)
         }
         ASSERT(m.accuracy >= best - 1e-12);
     }
+    ASSERT(saw_fp32);     /* the most precise level: the least damage, fp32 on ties */
+    ASSERT(saw_cheapest); /* the cheapest level fits exactly despite the bucket rounding */
     bs_policy_sens.destroy(st);
     cJSON_Delete(p);
 }
@@ -522,7 +536,17 @@ BS_TEST(sens_hands_over_without_a_table)
     bs_policy_sens_t none = {.n_layers = S_L, .delta = NULL, .n_agents = 0};
     bs_policy_sens.sensitivity(st, &none);
     int c[S_L];
+    ASSERT_OK(bs_policy_sens.propose(st, c)); /* the inner policy's */
+    /* a table that lands after the give-up, before any seed went out, is still used */
+    double delta[S_L * BS_MAX_CHOICES];
+    s_toy_sens(&t, delta);
+    bs_policy_sens_t late = {.n_layers = S_L, .delta = delta, .baseline = 0.92, .n_agents = 1};
+    bs_policy_sens.sensitivity(st, &late);
     ASSERT_OK(bs_policy_sens.propose(st, c));
+    int all_fp32 = 1;
+    for (int l = 0; l < S_L; l++)
+        all_fp32 &= c[l] == 0;
+    ASSERT(all_fp32); /* the first seed: the most precise level */
     bs_policy_sens.destroy(st);
     cJSON_Delete(p);
     p = cJSON_Parse("{\"name\": \"sensitivity\", \"then\": \"sensitivity\"}");
@@ -541,6 +565,25 @@ BS_TEST(sens_save_load_continues_the_same_search)
     bs_policy_sens_t sens = {.n_layers = S_L, .delta = delta, .baseline = 0.92, .n_agents = 1};
     s_save_load_continues(&bs_policy_sens, "{\"name\": \"sensitivity\", \"levels\": 4, "
                           "\"population\": 8}", &sens, 1);
+    /* a state saved with other seeding parameters is refused, not misread */
+    cJSON *p4 = cJSON_Parse("{\"name\": \"sensitivity\", \"levels\": 16}");
+    cJSON *p2 = cJSON_Parse("{\"name\": \"sensitivity\", \"levels\": 2, \"method\": "
+                            "\"knapsack\"}");
+    bs_policy_ctx_t ctx = {.space = &t.space, .cfg = &t.cfg, .params = p4, .seed = 1};
+    void *a = NULL, *b = NULL;
+    bs_err_t e = {0};
+    ASSERT_OK(bs_policy_sens.create(&ctx, &a, &e));
+    bs_policy_sens.sensitivity(a, &sens);
+    cJSON *saved = bs_policy_sens.save(a);
+    ctx.params = p2;
+    ASSERT_OK(bs_policy_sens.create(&ctx, &b, &e));
+    ASSERT_EQ(BS_EPROTO, bs_policy_sens.load(b, saved, &e));
+    ASSERT_CONTAINS(e.msg, "n_slots");
+    bs_policy_sens.destroy(a);
+    bs_policy_sens.destroy(b);
+    cJSON_Delete(saved);
+    cJSON_Delete(p4);
+    cJSON_Delete(p2);
 }
 
 #define TESTS(X)                                                                                 \
