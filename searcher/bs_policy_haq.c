@@ -805,7 +805,6 @@ static cJSON *s_save(void *state)
     int64_t kept = h->rep_count < h->replay ? h->rep_count : h->replay;
     int64_t n = h->n, nt = h->n_t;
     double misc[2] = {(double)h->has_ref, h->q_ref};
-    int *keys = NULL;
     int rc = bs_pol_put_i64(o, "version", S_VERSION) || bs_pol_put_i64(o, "n_layers", h->n) ||
              bs_pol_put_i64(o, "sdim", h->sdim) || bs_pol_put_i64(o, "replay", h->replay) ||
              bs_pol_put_rng(o, "rng", &h->rng) || bs_pol_put_i64(o, "episode", h->episode) ||
@@ -824,19 +823,8 @@ static cJSON *s_save(void *state)
              bs_pol_put_f64s(o, "pend_t", h->pend_t, h->n_pend * nt) ||
              s_put_models(o, "cost_objectives", h->obj, h->n_cost) ||
              s_put_models(o, "cost_budgets", h->bud, h->n_bud);
-    if (!rc) {
-        keys = bs_malloc(((size_t)h->proposed.count * (size_t)n + 1) * sizeof *keys);
-        if (!keys) {
-            rc = BS_ENOMEM;
-        } else {
-            int64_t j = 0;
-            for (int64_t i = 0; i < h->proposed.cap; i++)
-                if (h->proposed.used[i])
-                    memcpy(keys + (j++) * n, h->proposed.keys + i * n, (size_t)n * sizeof *keys);
-            rc = bs_pol_put_ints(o, "proposed", keys, j * n);
-        }
-    }
-    bs_free(keys);
+    if (!rc)
+        rc = bs_pol_put_candset(o, "proposed", &h->proposed);
     if (rc) {
         cJSON_Delete(o);
         return NULL;
@@ -914,39 +902,15 @@ static int s_load(void *state, const cJSON *saved, bs_err_t *err)
         (rc = bs_pol_get_f64s(saved, "pend_act", h->pend_act, np, err)) ||
         (rc = bs_pol_get_f64s(saved, "pend_t", h->pend_t, h->n_pend * nt, err)) ||
         (rc = s_get_models(saved, "cost_objectives", h->obj, h->n_cost, err)) ||
-        (rc = s_get_models(saved, "cost_budgets", h->bud, h->n_bud, err)) ||
-        (rc = bs_pol_get_len(saved, "proposed", &np, err)))
+        (rc = s_get_models(saved, "cost_budgets", h->bud, h->n_bud, err)))
         return rc;
-    if (np % n)
-        return bs_err_set(err, BS_EPROTO,
-                          "policy state: key \"proposed\": expected "
-                          "candidates of %lld layers",
-                          (long long)n);
     for (int64_t i = 0; i < h->n_pend * n; i++)
         if (h->pend_cand[i] < 0 || h->pend_cand[i] >= h->space->layers[i % n].n_choices)
             return bs_err_set(err, BS_EPROTO,
                               "policy state: key \"pend_cand\"[%lld]: choice "
                               "out of range",
                               (long long)i);
-    bs_candset_free(&h->proposed);
-    int *keys = bs_malloc(((size_t)np + 1) * sizeof *keys);
-    if (!keys || bs_candset_init(&h->proposed, (int)n)) {
-        bs_free(keys);
-        return bs_err_set(err, BS_ENOMEM, "policy state: out of memory");
-    }
-    rc = bs_pol_get_ints(saved, "proposed", keys, np, err);
-    for (int64_t i = 0; !rc && i < np; i += n) {
-        for (int64_t l = 0; !rc && l < n; l++)
-            if (keys[i + l] < 0 || keys[i + l] >= h->space->layers[l].n_choices)
-                rc = bs_err_set(err, BS_EPROTO,
-                                "policy state: key \"proposed\"[%lld]: choice "
-                                "out of range",
-                                (long long)(i + l));
-        if (!rc && bs_candset_add(&h->proposed, keys + i) < 0)
-            rc = bs_err_set(err, BS_ENOMEM, "policy state: out of memory");
-    }
-    bs_free(keys);
-    return rc;
+    return bs_pol_get_candset(saved, "proposed", h->space, &h->proposed, err);
 }
 
 const bs_policy_ops_t bs_policy_haq = {
