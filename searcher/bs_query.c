@@ -40,7 +40,8 @@ static const char s_usage[] =
     "                      [--campaign NAME] [--format table|csv|json]\n"
     "\n"
     "  campaigns    every campaign: status, policy, budget, evaluations, failures, front size\n"
-    "  agents       every agent that has joined, with its evaluation count\n"
+    "  agents       every agent that has joined: device (OS, kernel, governor, max MHz per\n"
+    "               cluster, engine kernels) and its evaluation count\n"
     "  evals        evaluations in the order they landed\n"
     "  pareto       the Pareto front, best accuracy first\n"
     "  progress     evaluations, front size and hypervolume over time\n"
@@ -410,7 +411,14 @@ static int s_cmd_agents(q_ctx_t *q, const char *campaign, int fmt)
     snprintf(sql, sizeof sql,
              "SELECT a.name AS name, a.uid AS uid, a.arch AS arch, a.cpu AS cpu, "
              "a.cores AS cores, a.mem_bytes AS mem_bytes, a.tags AS tags, "
-             "a.backends AS backends, (SELECT count(*) FROM evaluations e "
+             "a.backends AS backends, "
+             "json_extract(a.device_json, '$.os_release') AS os_release, "
+             "json_extract(a.device_json, '$.kernel') AS kernel, "
+             "json_extract(a.device_json, '$.governor') AS governor, "
+             "json_extract(a.device_json, '$.cpu_max_mhz') AS cpu_max_mhz, "
+             "json_extract(a.device_json, '$.engine.float_kernels') || '/' || "
+             "json_extract(a.device_json, '$.engine.int8_kernels') AS kernels, "
+             "(SELECT count(*) FROM evaluations e "
              "WHERE e.agent_id = a.id%s) AS evaluations, a.first_seen AS first_seen, "
              "a.last_seen AS last_seen, a.state AS state FROM agents a ORDER BY a.id",
              campaign ? " AND e.campaign_id = (SELECT id FROM campaigns WHERE name = ?1)" : "");

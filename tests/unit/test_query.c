@@ -143,7 +143,12 @@ static const char *s_build(int two_campaigns)
                         .cores = 4,
                         .mem_bytes = 1 << 30,
                         .tags = "x86",
-                        .backends = "sim"};
+                        .backends = "sim",
+                        .device_json = "{\"os_release\": \"Debian GNU/Linux 12 (bookworm)\", "
+                                       "\"governor\": \"performance\", \"cpu_max_mhz\": "
+                                       "[{\"mhz\": 2400, \"cpus\": 4}], \"engine\": "
+                                       "{\"float_kernels\": \"avx2\", \"int8_kernels\": "
+                                       "\"avxvnni\"}}"};
     int64_t agent = 0;
     ASSERT_OK(bs_store_agent_upsert(st, &a, &agent));
 
@@ -319,7 +324,12 @@ BS_TEST(campaigns_agents_progress)
     ASSERT_STR_EQ("uid-1", s_str(a, "uid"));
     ASSERT_EQ(2, s_num(a, "evaluations"));
     ASSERT_EQ(1 << 30, s_num(a, "mem_bytes"));
-    ASSERT_EQ(12, cJSON_GetArraySize(a));
+    ASSERT_STR_EQ("Debian GNU/Linux 12 (bookworm)", s_str(a, "os_release"));
+    ASSERT_STR_EQ("performance", s_str(a, "governor"));
+    ASSERT_STR_EQ("avx2/avxvnni", s_str(a, "kernels"));
+    ASSERT_CONTAINS(s_str(a, "cpu_max_mhz"), "2400");
+    ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(a, "kernel"))); /* not reported */
+    ASSERT_EQ(17, cJSON_GetArraySize(a));
     cJSON_Delete(arr);
 
     ASSERT_OK(s_query((const char *[]){"progress", "--db", db, "--format", "json", NULL}));
