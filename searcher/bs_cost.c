@@ -367,68 +367,61 @@ static double s_lost(bs_prec_t from, bs_prec_t to)
     return d > 0.1 ? d : 0.1;
 }
 
+/* Summed excess of the predictions over the limits, each relative to its limit; models that
+ * are not ready (pred NAN) count nothing. */
+static double s_excess(const double *pred, const double *limits, int n)
+{
+    double e = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(pred[i]) && pred[i] > limits[i])
+            e += (pred[i] - limits[i]) / (limits[i] != 0 ? fabs(limits[i]) : 1.0);
+    return e;
+}
+
 int bs_cost_enforce(bs_cost_t *const *models, const double *limits, int n_models,
                     const bs_space_t *space, int *cand)
 {
     int n = space->n_layers;
-    int *order = bs_malloc(((size_t)n * BS_MAX_CHOICES + 1) * sizeof *order);
-    int *pos = bs_malloc(((size_t)n + 1) * sizeof *pos);
-    double *pred = bs_malloc(((size_t)n_models + 1) * sizeof *pred);
-    if (!order || !pos || !pred) {
-        bs_free(order);
-        bs_free(pos);
-        bs_free(pred);
+    double *pred = bs_malloc(((size_t)n_models + 1) * 2 * sizeof *pred);
+    if (!pred)
         return BS_ENOMEM;
-    }
-    for (int l = 0; l < n; l++) {
-        int *o = order + (size_t)l * BS_MAX_CHOICES;
-        bs_pol_choice_order(&space->layers[l], o);
-        pos[l] = 0;
-        for (int k = 0; k < space->layers[l].n_choices; k++)
-            if (o[k] == cand[l])
-                pos[l] = k;
-    }
-    int fits = 0;
-    for (;;) {
-        fits = 1;
-        for (int i = 0; i < n_models; i++) {
-            pred[i] = bs_cost_ready(models[i]) ? bs_cost_predict(models[i], cand) : NAN;
-            if (isfinite(pred[i]) && pred[i] > limits[i])
-                fits = 0;
-        }
-        if (fits)
+    double *nxt = pred + n_models + 1;
+    for (int i = 0; i < n_models; i++)
+        pred[i] = bs_cost_ready(models[i]) ? bs_cost_predict(models[i], cand) : NAN;
+    /* the summed excess falls strictly at every step, so the walk ends; the bound is a guard */
+    for (int step = 0; step < 64 * (n + 1); step++) {
+        double e0 = s_excess(pred, limits, n_models);
+        if (!(e0 > 0))
             break;
-        int best_l = -1, best_q = 0;
+        int best_l = -1, best_c = 0;
         double best = 0;
         for (int l = 0; l < n; l++) {
             const bs_space_layer_t *L = &space->layers[l];
-            for (int q = pos[l] + 1; q < L->n_choices; q++) {
-                int from = cand[l], to = order[(size_t)l * BS_MAX_CHOICES + q];
-                double gain = 0;
-                for (int i = 0; i < n_models; i++) {
-                    if (!isfinite(pred[i]) || pred[i] <= limits[i])
-                        continue;
-                    double red = bs_cost_term(models[i], l, from) - bs_cost_term(models[i], l, to);
-                    double excess = pred[i] - limits[i];
-                    if (red > excess)
-                        red = excess;
-                    gain += red / (limits[i] != 0 ? fabs(limits[i]) : 1.0);
-                }
-                gain /= s_lost(L->choices[from], L->choices[to]);
+            for (int c = 0; c < L->n_choices; c++) {
+                if (c == cand[l])
+                    continue;
+                for (int i = 0; i < n_models; i++)
+                    nxt[i] = pred[i] - bs_cost_term(models[i], l, cand[l]) +
+                             bs_cost_term(models[i], l, c);
+                double gain = e0 - s_excess(nxt, limits, n_models);
+                if (!(gain > 1e-12 * (1 + e0)))
+                    continue;
+                gain /= s_lost(L->choices[cand[l]], L->choices[c]);
                 if (gain > best) {
                     best = gain;
                     best_l = l;
-                    best_q = q;
+                    best_c = c;
                 }
             }
         }
         if (best_l < 0)
             break;
-        pos[best_l] = best_q;
-        cand[best_l] = order[(size_t)best_l * BS_MAX_CHOICES + best_q];
+        for (int i = 0; i < n_models; i++)
+            pred[i] += bs_cost_term(models[i], best_l, best_c) -
+                       bs_cost_term(models[i], best_l, cand[best_l]);
+        cand[best_l] = best_c;
     }
-    bs_free(order);
-    bs_free(pos);
+    int fits = !(s_excess(pred, limits, n_models) > 0);
     bs_free(pred);
     return fits;
 }

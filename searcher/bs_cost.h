@@ -54,15 +54,16 @@ double bs_cost_base(const bs_cost_t *c);
 cJSON *bs_cost_save(const bs_cost_t *c);
 int bs_cost_load(bs_cost_t *c, const cJSON *saved, bs_err_t *err);
 
-/* Lowers the candidate's precisions layer by layer until every ready model's prediction fits
- * its limit (limits[i] for models[i]): at each step, among the moves of one layer to one of its
- * less precise choices (later in bs_pol_choice_order; not only the next, which may save
- * nothing, as w32a32 -> w32a8 for weight bytes), the move that removes the most predicted
- * excess (summed over the violated budgets, each capped at its excess and relative to its
- * limit) per unit of precision lost (log2 of the weight bits ratio plus log2 of the activation
- * bits ratio, at least 0.1). Returns 1 if the result fits, 0 if no move removes any more excess
- * (even the least precise choices do not fit; cand is then the cheapest the greedy reaches),
- * or BS_ENOMEM. */
+/* Moves the candidate one layer at a time until every ready model's prediction fits its limit
+ * (limits[i] for models[i]; models not ready are ignored), HAQ's "decrease the bitwidth until
+ * the budget holds" generalised: a move may take a layer to ANY of its choices whose predicted
+ * costs lower the summed excess (each model's excess relative to its limit), because cost is
+ * not always monotone in precision (w4a8 runs faster than w2a32, w8a8 faster than w32a8).
+ * Among the moves, the one with the most excess removed per unit of precision lost (log2 of the
+ * weight bits ratio plus log2 of the activation bits ratio, at least 0.1, so a move to a more
+ * precise choice counts 0.1). The summed excess falls strictly at every step, so the walk
+ * ends. Returns 1 if the result fits, 0 if no move removes any more excess (cand is then the
+ * cheapest the walk reaches), or BS_ENOMEM. */
 int bs_cost_enforce(bs_cost_t *const *models, const double *limits, int n_models,
                     const bs_space_t *space, int *cand);
 

@@ -21,10 +21,10 @@
  * sigma decaying per episode; a maps by rounding to the layer's choices ordered from most
  * precise (a = 1) to least precise (a = 0, bs_pol_choice_order). The candidate is then moved
  * toward the episode's targets (limit_k = t_k * fp32 prediction) as HAQ lowers bit widths until
- * its budget holds, except that a move may go to any choice of a layer whose predicted costs
- * lower the summed excess (s_repair: most excess removed per precision lost), again because a
- * less precise choice is not always the cheaper one; then bs_cost_enforce applies the
- * campaign's budgets, so a proposal meets every budget by prediction.
+ * its budget holds, by bs_cost_enforce (a move may go to any choice of a layer whose predicted
+ * costs lower the summed excess: a less precise choice is not always the cheaper one), and
+ * then bs_cost_enforce applies the campaign's budgets, so a proposal meets every budget by
+ * prediction.
  *
  * Warm-up. The first `warmup` episodes (default: a tenth of the budget, at most 20, but at least
  * the most choices of any layer) ignore the actor and the targets: they are a Latin hypercube
@@ -435,65 +435,6 @@ static void s_targets(s_haq_t *h, double *t)
     }
 }
 
-/* summed relative excess of the predictions pred[k] over the limits lim[k] */
-static double s_excess(const double *pred, const double *lim, int nk)
-{
-    double e = 0;
-    for (int k = 0; k < nk; k++)
-        if (pred[k] > lim[k])
-            e += (pred[k] - lim[k]) / (lim[k] > 0 ? lim[k] : 1.0);
-    return e;
-}
-
-/* Moves cand toward the episode's cost targets (limits lim[k]) one layer at a time, HAQ's
- * "decrease the bitwidth until the budget holds", except that a move may go to ANY choice of
- * the layer whose predicted costs lower the summed excess: latency is not monotone in precision
- * (w4a8 runs faster than w2a32, and w8a8 faster than w32a8), so a less precise choice is not
- * always the cheaper one. Among the moves, the one with the most excess removed per precision
- * lost (log2 of the bit ratios, at least 0.1; a move to a more precise choice counts 0.1). The
- * summed excess falls strictly at every step, so the walk ends. */
-static void s_repair(const s_haq_t *h, const double *lim, int *cand)
-{
-    int nk = h->n_cost;
-    double pred[BS_MAX_OBJECTIVES], nxt[BS_MAX_OBJECTIVES];
-    for (int k = 0; k < nk; k++)
-        pred[k] = bs_cost_predict(h->obj[k], cand);
-    for (int step = 0; step < 64 * h->n; step++) {
-        double e0 = s_excess(pred, lim, nk);
-        if (!(e0 > 0))
-            return;
-        int bl = -1, bc = -1;
-        double best = 0;
-        for (int l = 0; l < h->n; l++) {
-            const bs_space_layer_t *L = &h->space->layers[l];
-            bs_prec_t from = L->choices[cand[l]];
-            for (int c = 0; c < L->n_choices; c++) {
-                if (c == cand[l])
-                    continue;
-                for (int k = 0; k < nk; k++)
-                    nxt[k] = pred[k] - bs_cost_term(h->obj[k], l, cand[l]) +
-                             bs_cost_term(h->obj[k], l, c);
-                double gain = e0 - s_excess(nxt, lim, nk);
-                if (!(gain > 1e-12 * (1 + e0)))
-                    continue;
-                bs_prec_t to = L->choices[c];
-                double lost = log2((double)from.w / to.w) + log2((double)from.a / to.a);
-                gain /= lost > 0.1 ? lost : 0.1;
-                if (gain > best) {
-                    best = gain;
-                    bl = l;
-                    bc = c;
-                }
-            }
-        }
-        if (bl < 0)
-            return;
-        for (int k = 0; k < nk; k++)
-            pred[k] += bs_cost_term(h->obj[k], bl, bc) - bs_cost_term(h->obj[k], bl, cand[bl]);
-        cand[bl] = bc;
-    }
-}
-
 /* toward the episode's targets, then the campaign's budgets */
 static int s_enforce(s_haq_t *h, const double *t, int *cand)
 {
@@ -501,7 +442,9 @@ static int s_enforce(s_haq_t *h, const double *t, int *cand)
         double lim[BS_MAX_OBJECTIVES];
         for (int k = 0; k < h->n_cost; k++)
             lim[k] = t[k] * bs_cost_predict(h->obj[k], h->fp32);
-        s_repair(h, lim, cand);
+        int rc = bs_cost_enforce(h->obj, lim, h->n_cost, h->space, cand);
+        if (rc < 0)
+            return rc;
     }
     if (h->n_bud > 0) {
         int rc = bs_cost_enforce(h->bud, h->bud_lim, h->n_bud, h->space, cand);
