@@ -426,6 +426,38 @@ int bs_cost_enforce(bs_cost_t *const *models, const double *limits, int n_models
     return fits;
 }
 
+int bs_cost_put_list(cJSON *obj, const char *key, bs_cost_t *const *models, int n)
+{
+    cJSON *a = cJSON_AddArrayToObject(obj, key);
+    if (!a)
+        return BS_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        cJSON *j = bs_cost_save(models[i]);
+        if (!j || !cJSON_AddItemToArray(a, j)) {
+            cJSON_Delete(j);
+            return BS_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int bs_cost_get_list(const cJSON *obj, const char *key, bs_cost_t *const *models, int n,
+                     bs_err_t *err)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
+        return bs_err_set(err, BS_EPROTO, "policy state: key \"%s\": expected %d cost models", key,
+                          n);
+    for (int i = 0; i < n; i++) {
+        int rc = bs_cost_load(models[i], cJSON_GetArrayItem(a, i), err);
+        if (rc) {
+            bs_err_prefix(err, "policy state: key \"%s\"[%d]", key, i);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int bs_cost_models_for(const bs_config_t *cfg, const bs_space_t *space, bs_cost_t ***models,
                        double **limits, int *n)
 {

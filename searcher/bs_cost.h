@@ -53,6 +53,11 @@ double bs_cost_base(const bs_cost_t *c);
 /* Saves/restores what the model learned. load: 0 or BS_EPROTO with err. */
 cJSON *bs_cost_save(const bs_cost_t *c);
 int bs_cost_load(bs_cost_t *c, const cJSON *saved, bs_err_t *err);
+/* n models as a JSON array under key of obj (0 or BS_ENOMEM), and back (0, or BS_EPROTO with
+ * err naming "policy state: key \"KEY\"[i]" when the array or a model does not fit). */
+int bs_cost_put_list(cJSON *obj, const char *key, bs_cost_t *const *models, int n);
+int bs_cost_get_list(const cJSON *obj, const char *key, bs_cost_t *const *models, int n,
+                     bs_err_t *err);
 
 /* Moves the candidate one layer at a time until every ready model's prediction fits its limit
  * (limits[i] for models[i]; models not ready are ignored), HAQ's "decrease the bitwidth until

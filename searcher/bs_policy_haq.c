@@ -724,21 +724,6 @@ static int s_put_nn(cJSON *o, const char *key, const bs_nn_t *nn, int adam)
     return 0;
 }
 
-static int s_put_models(cJSON *o, const char *key, bs_cost_t *const *ms, int n)
-{
-    cJSON *a = cJSON_AddArrayToObject(o, key);
-    if (!a)
-        return BS_ENOMEM;
-    for (int i = 0; i < n; i++) {
-        cJSON *j = bs_cost_save(ms[i]);
-        if (!j || !cJSON_AddItemToArray(a, j)) {
-            cJSON_Delete(j);
-            return BS_ENOMEM;
-        }
-    }
-    return 0;
-}
-
 static cJSON *s_save(void *state)
 {
     s_haq_t *h = state;
@@ -764,8 +749,8 @@ static cJSON *s_save(void *state)
              bs_pol_put_ints(o, "pend_cand", h->pend_cand, h->n_pend * n) ||
              bs_pol_put_f64s(o, "pend_act", h->pend_act, h->n_pend * n) ||
              bs_pol_put_f64s(o, "pend_t", h->pend_t, h->n_pend * nt) ||
-             s_put_models(o, "cost_objectives", h->obj, h->n_cost) ||
-             s_put_models(o, "cost_budgets", h->bud, h->n_bud);
+             bs_cost_put_list(o, "cost_objectives", h->obj, h->n_cost) ||
+             bs_cost_put_list(o, "cost_budgets", h->bud, h->n_bud);
     if (!rc)
         rc = bs_pol_put_candset(o, "proposed", &h->proposed);
     if (rc) {
@@ -784,22 +769,6 @@ static int s_get_nn(const cJSON *o, const char *key, bs_nn_t *nn, int adam, bs_e
     if (rc)
         bs_err_prefix(err, "policy state: key \"%s\"", key);
     return rc;
-}
-
-static int s_get_models(const cJSON *o, const char *key, bs_cost_t **ms, int n, bs_err_t *err)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n)
-        return bs_err_set(err, BS_EPROTO, "policy state: key \"%s\": expected %d cost models", key,
-                          n);
-    for (int i = 0; i < n; i++) {
-        int rc = bs_cost_load(ms[i], cJSON_GetArrayItem(a, i), err);
-        if (rc) {
-            bs_err_prefix(err, "policy state: key \"%s\"[%d]", key, i);
-            return rc;
-        }
-    }
-    return 0;
 }
 
 static int s_load(void *state, const cJSON *saved, bs_err_t *err)
@@ -844,8 +813,8 @@ static int s_load(void *state, const cJSON *saved, bs_err_t *err)
     if ((rc = bs_pol_get_ints(saved, "pend_cand", h->pend_cand, np, err)) ||
         (rc = bs_pol_get_f64s(saved, "pend_act", h->pend_act, np, err)) ||
         (rc = bs_pol_get_f64s(saved, "pend_t", h->pend_t, h->n_pend * nt, err)) ||
-        (rc = s_get_models(saved, "cost_objectives", h->obj, h->n_cost, err)) ||
-        (rc = s_get_models(saved, "cost_budgets", h->bud, h->n_bud, err)))
+        (rc = bs_cost_get_list(saved, "cost_objectives", h->obj, h->n_cost, err)) ||
+        (rc = bs_cost_get_list(saved, "cost_budgets", h->bud, h->n_bud, err)))
         return rc;
     for (int64_t i = 0; i < h->n_pend * n; i++)
         if (h->pend_cand[i] < 0 || h->pend_cand[i] >= h->space->layers[i % n].n_choices)

@@ -470,21 +470,6 @@ static void s_observe(void *state, const bs_policy_obs_t *obs)
     s->inner->observe(s->inner_state, obs);
 }
 
-static int s_put_models(const s_sens_t *s, cJSON *o)
-{
-    for (int i = 0; i < s->n_obj_cost + s->n_budgets; i++) {
-        const bs_cost_t *c = i < s->n_obj_cost ? s->obj_cost[i] : s->budgets[i - s->n_obj_cost];
-        char key[32];
-        snprintf(key, sizeof key, "cost%d", i);
-        cJSON *j = bs_cost_save(c);
-        if (!j || !cJSON_AddItemToObject(o, key, j)) {
-            cJSON_Delete(j);
-            return BS_ENOMEM;
-        }
-    }
-    return 0;
-}
-
 static cJSON *s_save(void *state)
 {
     s_sens_t *s = state;
@@ -498,7 +483,9 @@ static cJSON *s_save(void *state)
          !bs_pol_put_i64(o, "next_slot", s->next_slot) &&
          !bs_pol_put_i64(o, "n_slots", s->n_slots) && !bs_pol_put_i64(o, "n_seeds", s->n_seeds) &&
          !bs_pol_put_f64s(o, "delta", s->delta, (int64_t)s->n * BS_MAX_CHOICES) &&
-         !bs_pol_put_candset(o, "proposed", &s->proposed) && !s_put_models(s, o);
+         !bs_pol_put_candset(o, "proposed", &s->proposed) &&
+         !bs_cost_put_list(o, "cost_objectives", s->obj_cost, s->n_obj_cost) &&
+         !bs_cost_put_list(o, "cost_budgets", s->budgets, s->n_budgets);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -529,13 +516,9 @@ static int s_load(void *state, const cJSON *saved, bs_err_t *err)
     s->next_slot = (int)next_slot;
     s->n_slots = (int)n_slots;
     s->n_seeds = (int)n_seeds;
-    for (int i = 0; i < s->n_obj_cost + s->n_budgets; i++) {
-        bs_cost_t *c = i < s->n_obj_cost ? s->obj_cost[i] : s->budgets[i - s->n_obj_cost];
-        char key[32];
-        snprintf(key, sizeof key, "cost%d", i);
-        if ((rc = bs_cost_load(c, cJSON_GetObjectItemCaseSensitive(saved, key), err)))
-            return rc;
-    }
+    if ((rc = bs_cost_get_list(saved, "cost_objectives", s->obj_cost, s->n_obj_cost, err)) ||
+        (rc = bs_cost_get_list(saved, "cost_budgets", s->budgets, s->n_budgets, err)))
+        return rc;
     const cJSON *inner = cJSON_GetObjectItemCaseSensitive(saved, "inner");
     if (!cJSON_IsObject(inner))
         return bs_err_set(err, BS_EPROTO, "policy state: key \"inner\": expected an object");
